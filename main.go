@@ -1,0 +1,87 @@
+// Command homestaker takes an Ethereum home-staker from fresh hardware to a
+// running NixOS node: it asks, writes the answers down as a Nix flake,
+// prepares the data disk and keys, builds the RAM-resident image and boots it.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit codes are part of the command-line contract (README, "Exit codes").
+const (
+	exitOK        = 0
+	exitFailure   = 1 // the command ran and failed
+	exitUsage     = 2 // wrong flags or arguments
+	exitInvalid   = 3 // the answers file has problems
+	exitRefused   = 4 // a safety check refused to go on
+	exitInterrupt = 130
+)
+
+// command is one subcommand of homestaker.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, env *cliEnv, args []string) int
+}
+
+// cliEnv is what a subcommand may touch: its streams and environment.
+type cliEnv struct {
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	getenv func(string) string
+}
+
+func commands() []command {
+	return []command{
+		// One line per subcommand, in the order of the README.
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	env := &cliEnv{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
+	os.Exit(run(ctx, env, os.Args[1:]))
+}
+
+// run dispatches to a subcommand and returns the exit code.
+func run(ctx context.Context, env *cliEnv, args []string) int {
+	if len(args) == 0 {
+		usage(env.stderr)
+		return exitUsage
+	}
+	name := args[0]
+	if name == "-h" || name == "--help" || name == "help" {
+		usage(env.stdout)
+		return exitOK
+	}
+	for _, c := range commands() {
+		if c.name == name {
+			code := c.run(ctx, env, args[1:])
+			if ctx.Err() != nil && code != exitOK {
+				return exitInterrupt
+			}
+			return code
+		}
+	}
+	fmt.Fprintf(env.stderr, "homestaker: unknown command %q\n\n", name)
+	usage(env.stderr)
+	return exitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: homestaker <command> [flags]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "commands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run 'homestaker <command> --help' for a command's flags.")
+}

@@ -25,7 +25,7 @@ type Event struct {
 	// Done and Total measure progress in the step's unit (bytes, items);
 	// Total is 0 when unknown.
 	Done, Total int64
-	Level Level
+	Level       Level
 }
 
 // Reporter receives events. Implementations must be safe for use by one

@@ -1,0 +1,23 @@
+// Package assets holds homestaker's embedded data: the client catalogue, the
+// per-network defaults (checkpoint sync endpoints, MEV-boost relays) and the
+// NixOS modules copied into every generated flake. It has no behaviour;
+// plan reads the tables and image copies the modules.
+package assets
+
+import "embed"
+
+// Catalogue is catalogue.json: which clients run where and what they need.
+//
+//go:embed catalogue.json
+var Catalogue []byte
+
+// Networks is networks.json: checkpoint sync endpoints and relays per network.
+//
+//go:embed networks.json
+var Networks []byte
+
+// Modules holds the NixOS modules every generated flake carries under
+// modules/ (paths are "nix/modules/<name>.nix").
+//
+//go:embed nix/modules/*.nix
+var Modules embed.FS

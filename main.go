@@ -40,6 +40,9 @@ type cliEnv struct {
 func commands() []command {
 	return []command{
 		// One line per subcommand, in the order of the README.
+		{"validate", "check an answers file and print every problem with its field path", runValidate},
+		{"schema", "print the JSON Schema of the answers file", runSchema},
+		{"render", "write the flake for an answers file without touching disks", runRender},
 	}
 }
 

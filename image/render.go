@@ -58,6 +58,8 @@ type RenderInput struct {
 	SopsConfig []byte
 	// KnownHosts is hosts/<name>/known_hosts, when a host key exists.
 	KnownHosts []byte
+	// DataMountPoint is where the node mounts the data disk (disk.DataMountPoint).
+	DataMountPoint string
 }
 
 // Files computes every file of the flake for one host, without writing.
@@ -69,7 +71,10 @@ func Files(in RenderInput) ([]File, error) {
 	if len(in.DiskoNix) == 0 {
 		return nil, errors.New("render: the disko.nix of the data disk is missing")
 	}
-	host, err := HostNix(p, in.SecretsYAML != nil)
+	if in.DataMountPoint == "" {
+		return nil, errors.New("render: the data disk's mount point is missing")
+	}
+	host, err := HostNix(p, in.DataMountPoint, in.SecretsYAML != nil)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +203,7 @@ const localNix = `# Your own additions to this node: any NixOS option goes here.
 
 // HostNix renders hosts/<name>/default.nix: the host's choices as readable
 // NixOS options.
-func HostNix(p plan.Plan, withSecrets bool) ([]byte, error) {
+func HostNix(p plan.Plan, dataMountPoint string, withSecrets bool) ([]byte, error) {
 	cat, err := plan.LoadCatalogue()
 	if err != nil {
 		return nil, err
@@ -224,6 +229,9 @@ func HostNix(p plan.Plan, withSecrets bool) ([]byte, error) {
 	w("  users.users.root.openssh.authorizedKeys.keys = ")
 	writeValue(&b, p.SSH.AuthorizedKeys, "  ")
 	w(";\n\n")
+
+	w("  # The data disk (disko.nix) holds chain data and the host's SSH key.\n")
+	w("  homestaker.dataDisk.mountPoint = %s;\n\n", NixString(dataMountPoint))
 
 	if withSecrets {
 		w("  # Secrets, encrypted in secrets.yaml to this host's key (on the data disk)\n")

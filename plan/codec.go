@@ -23,8 +23,8 @@ func Decode(data []byte) (Plan, error) {
 	if err := dec.Decode(&tree); err != nil {
 		return p, Problems{{Message: syntaxMessage(data, err)}}
 	}
-	if _, err := dec.Token(); err == nil {
-		off := int(dec.InputOffset())
+	if off := int(dec.InputOffset()); len(bytes.TrimSpace(data[off:])) > 0 {
+		off += len(data[off:]) - len(bytes.TrimLeft(data[off:], " \t\r\n"))
 		line, col := lineCol(data, off)
 		return p, Problems{{Message: fmt.Sprintf("line %d, column %d: unexpected data after the answers object; a file holds one JSON object", line, col)}}
 	}
@@ -57,7 +57,7 @@ func Encode(p Plan) []byte {
 func syntaxMessage(data []byte, err error) string {
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
-		line, col := lineCol(data, int(se.Offset))
+		line, col := lineCol(data, int(se.Offset)-1)
 		msg := strings.TrimPrefix(se.Error(), "invalid character ")
 		return fmt.Sprintf("line %d, column %d: this is not valid JSON (invalid character %s)", line, col, msg)
 	}

@@ -225,15 +225,15 @@ func TestDryRunDiffWritesNothing(t *testing.T) {
 
 func TestNixStringKnownCases(t *testing.T) {
 	cases := map[string]string{
-		`plain`:        `"plain"`,
-		`a"b`:          `"a\"b"`,
-		`back\slash`:   `"back\\slash"`,
-		"${x}":         `"\${x}"`,
-		"$x $ {":       `"$x $ {"`,
-		"line\nbreak":  `"line\nbreak"`,
-		"tab\there":    `"tab\there"`,
-		"ünïcødé ✓":    `"ünïcødé ✓"`,
-		"$${":          `"$\${"`,
+		`plain`:       `"plain"`,
+		`a"b`:         `"a\"b"`,
+		`back\slash`:  `"back\\slash"`,
+		"${x}":        `"\${x}"`,
+		"$x $ {":      `"$x $ {"`,
+		"line\nbreak": `"line\nbreak"`,
+		"tab\there":   `"tab\there"`,
+		"ünïcødé ✓":   `"ünïcødé ✓"`,
+		"$${":         `"$\${"`,
 	}
 	for in, want := range cases {
 		if got := NixString(in); got != want {

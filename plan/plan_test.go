@@ -184,10 +184,10 @@ func TestEveryProblemAtOnce(t *testing.T) {
 func TestMalformedJSONNamesLineAndColumn(t *testing.T) {
 	cases := map[string]string{
 		"{\n  \"version\": 1,\n  \"host\": { \"name\": \"beta\" ,, }\n}": "line 3, column",
-		"{\"version\": 1":          "ends too early",
-		"":                         "empty",
-		"{\"version\": 1}\n{}":     "unexpected data",
-		"[1, 2]":                   "expected an object",
+		"{\"version\": 1":           "ends too early",
+		"":                          "empty",
+		"{\"version\": 1}\n{}":      "unexpected data",
+		"[1, 2]":                    "expected an object",
 		"{\"version\": 1} trailing": "line 1, column",
 	}
 	for in, want := range cases {

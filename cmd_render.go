@@ -6,9 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/homestaker/homestaker/disk"
 	"github.com/homestaker/homestaker/image"
-	"github.com/homestaker/homestaker/plan"
+	"github.com/homestaker/homestaker/report"
+	"github.com/homestaker/homestaker/steps"
 )
 
 func runRender(ctx context.Context, env *cliEnv, args []string) int {
@@ -40,32 +40,24 @@ func runRender(ctx context.Context, env *cliEnv, args []string) int {
 		return exitUsage
 	}
 
-	files, err := flakeFiles(p)
+	rep := report.Func(func(e report.Event) {
+		prefix := ""
+		if e.Level == report.Warning {
+			prefix = "NOTE: "
+		}
+		fmt.Fprintf(env.stderr, "%s%s\n", prefix, e.Message)
+	})
+	res2, err := steps.Flake(steps.FlakeRequest{Plan: p, Out: *out, Private: privDir, DryRun: *dryRun, Report: rep})
 	if err != nil {
 		fmt.Fprintf(env.stderr, "homestaker render: %v\n", err)
 		return exitFailure
 	}
-	var changes []image.Change
-	if *dryRun {
-		changes, err = image.Diff(*out, files)
-	} else {
-		changes, err = image.Write(*out, files)
-	}
-	if err != nil {
-		fmt.Fprintf(env.stderr, "homestaker render: %v\n", err)
-		return exitFailure
-	}
+	changes := res2.Changes
 	printChanges(env, *out, changes, *dryRun)
-	return exitOK
-}
-
-// flakeFiles computes the flake's files for a validated plan.
-func flakeFiles(p plan.Plan) ([]image.File, error) {
-	layout, err := disk.New(p)
-	if err != nil {
-		return nil, err
+	if res2.KnownHosts != "" {
+		fmt.Fprintf(env.stdout, "host key of %s: %s\nknown_hosts line (also in hosts/%s/known_hosts):\n  %s\n", p.Host.Name, res2.HostKey.Fingerprint, p.Host.Name, res2.KnownHosts)
 	}
-	return image.Files(image.RenderInput{Plan: p, DiskoNix: layout.DiskoNix(), DataMountPoint: disk.DataMountPoint})
+	return exitOK
 }
 
 func printChanges(env *cliEnv, out string, changes []image.Change, dryRun bool) {

@@ -1,0 +1,214 @@
+// Package steps runs what a plan asks for, in order: keys → flake → disk →
+// build → boot. Each step can describe itself without side effects (dry run)
+// and reports its progress through a report.Reporter; the format-specific
+// work is delegated to disk, secrets and image.
+package steps
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"filippo.io/age"
+
+	"github.com/homestaker/homestaker/disk"
+	"github.com/homestaker/homestaker/image"
+	"github.com/homestaker/homestaker/plan"
+	"github.com/homestaker/homestaker/report"
+	"github.com/homestaker/homestaker/secrets"
+)
+
+// FlakeRequest asks for a host's flake to be written (or described).
+type FlakeRequest struct {
+	// Plan is validated and has its defaults.
+	Plan plan.Plan
+	// Out is the flake folder; Private the folder for private keys.
+	Out, Private string
+	DryRun       bool
+	Report       report.Reporter
+}
+
+// FlakeResult is what the flake step did.
+type FlakeResult struct {
+	// Plan is the plan as written to homestaker.json: with the host key and,
+	// when the user gave none, the generated admin recipient.
+	Plan    plan.Plan
+	Changes []image.Change
+	// HostKey is the host's SSH key (public facts only); empty in a dry run
+	// before the key exists.
+	HostKey secrets.HostKey
+	// AdminIdentity is the path of an admin identity generated in this run.
+	AdminIdentity string
+	// KnownHosts is the known_hosts line for the node.
+	KnownHosts string
+}
+
+// secretGenerators are the secrets every host has.
+func secretGenerators() map[string]secrets.Generator {
+	return map[string]secrets.Generator{"jwt": secrets.NewJWTSecret}
+}
+
+// Flake runs the keys and flake steps: the host key and admin identity in
+// the private folder, the encrypted secrets, .sops.yaml, known_hosts, and
+// the flake files. Existing keys and secret values are always kept.
+func Flake(req FlakeRequest) (FlakeResult, error) {
+	rep := req.Report
+	if rep == nil {
+		rep = report.Discard
+	}
+	p := req.Plan
+	res := FlakeResult{}
+	name := p.Host.Name
+
+	// Keys.
+	var key secrets.HostKey
+	var err error
+	if req.DryRun {
+		key, err = secrets.LoadHostKey(req.Private, name)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return res, err
+		}
+		if err != nil {
+			rep.Report(report.Event{Step: "keys", Message: "would generate the SSH host key of " + name + " in " + secrets.HostKeyDir(req.Private, name)})
+		}
+	} else {
+		var created bool
+		key, created, err = secrets.EnsureHostKey(req.Private, name)
+		if err != nil {
+			return res, err
+		}
+		verb := "using the existing"
+		if created {
+			verb = "generated the"
+		}
+		rep.Report(report.Event{Step: "keys", Message: fmt.Sprintf("%s SSH host key of %s (%s), kept in %s", verb, name, key.Fingerprint, key.PrivatePath)})
+	}
+	if key.PublicKey != "" {
+		if p.SSH.HostKey != "" && p.SSH.HostKey != key.PublicKey {
+			return res, fmt.Errorf("ssh.hostKey: the answers name host key %q, but %s holds another key; restore the private folder this host was made with, or remove ssh.hostKey from the answers to adopt the key there", p.SSH.HostKey, key.PrivatePath)
+		}
+		p.SSH.HostKey = key.PublicKey
+	}
+	if len(p.Secrets.AdminRecipients) == 0 {
+		if req.DryRun {
+			rep.Report(report.Event{Step: "keys", Message: "would generate an admin age identity (no secrets.adminRecipients given)"})
+		} else {
+			recipient, path, created, err := secrets.EnsureAdminIdentity(req.Private)
+			if err != nil {
+				return res, err
+			}
+			p.Secrets.AdminRecipients = []string{recipient}
+			if created {
+				res.AdminIdentity = path
+			}
+			rep.Report(report.Event{Step: "keys", Level: report.Warning, Message: fmt.Sprintf("admin age identity %s is in %s: copy it off this machine (a rescue system forgets it at reboot); with it you can edit the secrets with sops", recipient, path)})
+		}
+	}
+
+	// Secrets and who can open them.
+	hostDir := filepath.Join(req.Out, "hosts", name)
+	secretsFile := filepath.Join(hostDir, "secrets.yaml")
+	var secretsYAML []byte
+	if key.PublicKey != "" && !req.DryRun {
+		id, err := key.Identity()
+		if err != nil {
+			return res, err
+		}
+		recipients := append([]string{key.Recipient}, p.Secrets.AdminRecipients...)
+		changed, err := secrets.EnsureSecretsFile(secretsFile, recipients, []age.Identity{id}, secretGenerators())
+		if err != nil {
+			return res, fmt.Errorf("secrets of %s: %w", name, err)
+		}
+		if changed {
+			rep.Report(report.Event{Step: "keys", Message: "wrote " + secretsFile + " (the engine-API JWT, encrypted to the host and the admins)"})
+		}
+	}
+	secretsYAML, err = os.ReadFile(secretsFile)
+	if errors.Is(err, fs.ErrNotExist) && req.DryRun {
+		secretsYAML = []byte("# to be generated\n")
+	} else if err != nil {
+		return res, fmt.Errorf("read %s: %w", secretsFile, err)
+	}
+
+	rules, err := sopsRules(req.Out, p)
+	if err != nil {
+		return res, err
+	}
+	in := image.RenderInput{
+		Plan:           p,
+		SecretsYAML:    secretsYAML,
+		SopsConfig:     secrets.RenderSopsConfig(rules),
+		DataMountPoint: disk.DataMountPoint,
+	}
+	if key.PublicKey != "" {
+		line, err := secrets.KnownHostsLine(key.PublicKey, name)
+		if err != nil {
+			return res, err
+		}
+		res.KnownHosts = line
+		in.KnownHosts = []byte(line + "\n")
+	}
+	layout, err := disk.New(p)
+	if err != nil {
+		return res, err
+	}
+	in.DiskoNix = layout.DiskoNix()
+
+	files, err := image.Files(in)
+	if err != nil {
+		return res, err
+	}
+	if req.DryRun {
+		res.Changes, err = image.Diff(req.Out, files)
+	} else {
+		res.Changes, err = image.Write(req.Out, files)
+	}
+	res.Plan, res.HostKey = p, key
+	return res, err
+}
+
+// sopsRules collects the creation rule of every host in the flake: the ones
+// already there (from their homestaker.json) and the one being written.
+func sopsRules(out string, p plan.Plan) ([]secrets.HostRule, error) {
+	byHost := map[string]secrets.HostRule{}
+	add := func(q plan.Plan) error {
+		if q.SSH.HostKey == "" {
+			return nil
+		}
+		r, err := secrets.SSHPublicKeyToRecipient(q.SSH.HostKey)
+		if err != nil {
+			return fmt.Errorf("hosts/%s: ssh.hostKey: %w", q.Host.Name, err)
+		}
+		byHost[q.Host.Name] = secrets.HostRule{Host: q.Host.Name, Recipients: append([]string{r}, q.Secrets.AdminRecipients...)}
+		return nil
+	}
+	answers, _ := filepath.Glob(filepath.Join(out, "hosts", "*", "homestaker.json"))
+	for _, f := range answers {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", f, err)
+		}
+		q, err := plan.Decode(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		if q.Host.Name != filepath.Base(filepath.Dir(f)) || q.Host.Name == p.Host.Name {
+			continue
+		}
+		if err := add(q); err != nil {
+			return nil, err
+		}
+	}
+	if err := add(p); err != nil {
+		return nil, err
+	}
+	rules := make([]secrets.HostRule, 0, len(byHost))
+	for _, r := range byHost {
+		rules = append(rules, r)
+	}
+	sort.Slice(rules, func(i, j int) bool { return rules[i].Host < rules[j].Host })
+	return rules, nil
+}

@@ -116,7 +116,7 @@ func inlineList(xs []string) string {
 	return s + " ]"
 }
 
-const gitignore = `# Written by homestaker. Private keys never live in this folder; these
+const gitignore = `# Written by homestaker. Key files never live in this folder; these
 # patterns keep build results and stray key files out of git all the same.
 result
 result-*

@@ -85,8 +85,8 @@ func TestSopsDecryptsWithAdminAndHostIdentity(t *testing.T) {
 		t.Fatalf("jwt %d characters, want 64", len(ours["jwt"]))
 	}
 	for name, env := range map[string]string{
-		"admin keys.txt":               "SOPS_AGE_KEY_FILE=" + f.adminFile,
-		"host identity from SSH key":   "SOPS_AGE_KEY_FILE=" + f.hostIDFile,
+		"admin keys.txt":                "SOPS_AGE_KEY_FILE=" + f.adminFile,
+		"host identity from SSH key":    "SOPS_AGE_KEY_FILE=" + f.hostIDFile,
 		"host identity in SOPS_AGE_KEY": "SOPS_AGE_KEY=" + f.hostID.String(),
 	} {
 		m, r := sopsDecrypt(t, f, env)

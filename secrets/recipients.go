@@ -40,9 +40,9 @@ func ParseRecipient(s string) (*age.X25519Recipient, error) {
 	}
 	r, err := age.ParseX25519Recipient(s)
 	if err != nil {
-		if i := strings.LastIndex(lower, "1"); i > 4 {
+		if i := strings.LastIndex(s, "1"); i > 4 && i < 40 {
 			// "age1yubikey1…" and the like: a plugin's recipient.
-			return nil, fmt.Errorf("age plugin recipients (%s…) are not supported; use an X25519 key (age1…) from age-keygen", s[:i+1])
+			return nil, fmt.Errorf("age plugin recipients (%q…) are not supported; use an X25519 key (age1…) from age-keygen", s[:i+1])
 		}
 		return nil, errors.New("not a valid age X25519 recipient (age1… with 58 characters after age1)")
 	}

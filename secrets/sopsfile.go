@@ -19,7 +19,7 @@ import (
 
 // Generator produces the value of a secret the first time it is needed,
 // such as NewJWTSecret.
-type Generator func() (string, error)
+type Generator = func() (string, error)
 
 // SecretsFileMode is the mode of a sops secrets file: it is encrypted and
 // meant to be committed with the flake.

@@ -288,3 +288,19 @@ func TestEnsureSecretsFileRefusesBadInput(t *testing.T) {
 		t.Errorf("plain file: %v", err)
 	}
 }
+
+// TestSopsSSHKeyFileNeedsConversion pins a fact the rest of homestaker
+// relies on: sops' SOPS_AGE_SSH_PRIVATE_KEY_FILE opens only files encrypted
+// to "ssh-ed25519" recipients, not to the converted age1… recipient that
+// sops-nix needs. To open a host's file by hand, convert its SSH key to an
+// age identity (HostKey.Identity, or ssh-to-age) and use SOPS_AGE_KEY_FILE.
+func TestSopsSSHKeyFileNeedsConversion(t *testing.T) {
+	f := newFixture(t)
+	_, r := sopsDecrypt(t, f, "SOPS_AGE_SSH_PRIVATE_KEY_FILE="+f.host.PrivatePath)
+	if r.err == nil {
+		t.Fatal("sops now opens X25519 stanzas with SOPS_AGE_SSH_PRIVATE_KEY_FILE: the docs of HostKey.Identity can say so")
+	}
+	if _, r := sopsDecrypt(t, f, "SOPS_AGE_KEY_FILE="+f.hostIDFile); r.err != nil {
+		t.Fatalf("the converted identity: %v %s", r.err, r.stderr)
+	}
+}

@@ -302,12 +302,22 @@ type leafFunc func(path []string, encrypted bool, value any) error
 // mapping values extend the path with their key, list items keep it, null
 // values are skipped, aliases are followed.
 func (f *sopsFile) walk(fn leafFunc) error {
-	return f.walkNode(f.root, nil, fn, 0)
+	budget := maxNodes
+	return f.walkNode(f.root, nil, fn, 0, &budget)
 }
 
-func (f *sopsFile) walkNode(n *yaml.Node, path []string, fn leafFunc, depth int) error {
-	if depth > 100 {
+// Limits that keep a hostile file (deep nesting, alias fan-out) cheap.
+const (
+	maxDepth = 100
+	maxNodes = 100000
+)
+
+func (f *sopsFile) walkNode(n *yaml.Node, path []string, fn leafFunc, depth int, budget *int) error {
+	if depth > maxDepth {
 		return errors.New("the data is nested too deeply")
+	}
+	if *budget--; *budget < 0 {
+		return errors.New("the data has too many values")
 	}
 	switch n.Kind {
 	case yaml.MappingNode:
@@ -321,13 +331,13 @@ func (f *sopsFile) walkNode(n *yaml.Node, path []string, fn leafFunc, depth int)
 				return fmt.Errorf("key %v at %s is not a string", key, pathString(path))
 			}
 			p := append(append([]string(nil), path...), k)
-			if err := f.walkNode(n.Content[i+1], p, fn, depth+1); err != nil {
+			if err := f.walkNode(n.Content[i+1], p, fn, depth+1, budget); err != nil {
 				return err
 			}
 		}
 	case yaml.SequenceNode:
 		for _, item := range n.Content {
-			if err := f.walkNode(item, path, fn, depth+1); err != nil {
+			if err := f.walkNode(item, path, fn, depth+1, budget); err != nil {
 				return err
 			}
 		}
@@ -335,7 +345,7 @@ func (f *sopsFile) walkNode(n *yaml.Node, path []string, fn leafFunc, depth int)
 		if n.Alias == nil {
 			return fmt.Errorf("dangling alias at %s", pathString(path))
 		}
-		return f.walkNode(n.Alias, path, fn, depth+1)
+		return f.walkNode(n.Alias, path, fn, depth+1, budget)
 	case yaml.ScalarNode:
 		var v any
 		if err := n.Decode(&v); err != nil {

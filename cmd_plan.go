@@ -38,38 +38,42 @@ func parseFlags(fs *flag.FlagSet, args []string) int {
 	return -1
 }
 
-// loadAnswers reads, decodes and validates an answers file. Problems are
-// printed prefixed with the file name; the returned code is -1 when the plan
-// can be used.
-func loadAnswers(env *cliEnv, path string) (plan.Plan, plan.Result, int) {
+// readAnswers reads, decodes, fills in defaults and validates an answers
+// file. It prints nothing; err is set only when the file cannot be read.
+func readAnswers(path string) (plan.Plan, plan.Result, error) {
 	var p plan.Plan
-	if path == "" {
-		fmt.Fprintln(env.stderr, "homestaker: --answers FILE is required (see `homestaker schema` for its format)")
-		return p, plan.Result{}, exitUsage
-	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		fmt.Fprintf(env.stderr, "homestaker: cannot read the answers file: %v\n", err)
-		return p, plan.Result{}, exitFailure
+		return p, plan.Result{}, fmt.Errorf("cannot read the answers file: %w", err)
 	}
 	p, err = plan.Decode(data)
 	if err != nil {
 		var probs plan.Problems
-		if errors.As(err, &probs) {
-			res := plan.Result{Errors: probs}
-			printResult(env.stderr, path, res)
-			return p, res, exitInvalid
+		if !errors.As(err, &probs) {
+			probs = plan.Problems{{Message: err.Error()}}
 		}
-		fmt.Fprintf(env.stderr, "%s: %v\n", path, err)
-		return p, plan.Result{}, exitInvalid
+		return p, plan.Result{Errors: probs}, nil
 	}
 	cat, err := plan.LoadCatalogue()
 	if err != nil {
-		fmt.Fprintf(env.stderr, "homestaker: %v\n", err)
-		return p, plan.Result{}, exitFailure
+		return p, plan.Result{}, err
 	}
 	p = p.Defaults(cat)
-	res := p.Validate(cat)
+	return p, p.Validate(cat), nil
+}
+
+// loadAnswers is readAnswers for commands that go on with the plan: it
+// prints the problems and returns the exit code to stop with, or -1.
+func loadAnswers(env *cliEnv, path string) (plan.Plan, plan.Result, int) {
+	if path == "" {
+		fmt.Fprintln(env.stderr, "homestaker: --answers FILE is required (see `homestaker schema` for its format)")
+		return plan.Plan{}, plan.Result{}, exitUsage
+	}
+	p, res, err := readAnswers(path)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "homestaker: %v\n", err)
+		return p, res, exitFailure
+	}
 	if !res.OK() {
 		printResult(env.stderr, path, res)
 		return p, res, exitInvalid
@@ -97,11 +101,14 @@ func runValidate(ctx context.Context, env *cliEnv, args []string) int {
 		return code
 	}
 	if *asJSON {
-		quiet := *env
-		quiet.stderr = io.Discard
-		_, res, code := loadAnswers(&quiet, *answers)
-		if code == exitUsage || (code == exitFailure && res.Errors == nil) {
-			return loadAndReport(env, *answers)
+		if *answers == "" {
+			fmt.Fprintln(env.stderr, "homestaker validate: --answers FILE is required")
+			return exitUsage
+		}
+		_, res, err := readAnswers(*answers)
+		if err != nil {
+			fmt.Fprintf(env.stderr, "homestaker: %v\n", err)
+			return exitFailure
 		}
 		if res.Errors == nil {
 			res.Errors = plan.Problems{}
@@ -111,21 +118,17 @@ func runValidate(ctx context.Context, env *cliEnv, args []string) int {
 		}
 		out, _ := json.MarshalIndent(res, "", "  ")
 		fmt.Fprintln(env.stdout, string(out))
-		if code >= 0 {
-			return code
+		if !res.OK() {
+			return exitInvalid
 		}
 		return exitOK
 	}
-	return loadAndReport(env, *answers)
-}
-
-func loadAndReport(env *cliEnv, path string) int {
-	_, res, code := loadAnswers(env, path)
+	_, res, code := loadAnswers(env, *answers)
 	if code >= 0 {
 		return code
 	}
-	printResult(env.stderr, path, res)
-	fmt.Fprintf(env.stdout, "%s: valid (%d warning(s))\n", path, len(res.Warnings))
+	printResult(env.stderr, *answers, res)
+	fmt.Fprintf(env.stdout, "%s: valid (%d warning(s))\n", *answers, len(res.Warnings))
 	return exitOK
 }
 

@@ -112,6 +112,13 @@ func Flake(req FlakeRequest) (FlakeResult, error) {
 	hostDir := filepath.Join(req.Out, "hosts", name)
 	secretsFile := filepath.Join(hostDir, "secrets.yaml")
 	var secretsYAML []byte
+	secretsAction := image.Unchanged
+	if _, err := os.Stat(secretsFile); errors.Is(err, fs.ErrNotExist) {
+		secretsAction = image.Create
+	} else {
+		secretsAction = image.Update
+	}
+	secretsChanged := false
 	if key.PublicKey != "" && !req.DryRun {
 		id, err := key.Identity()
 		if err != nil {
@@ -122,6 +129,7 @@ func Flake(req FlakeRequest) (FlakeResult, error) {
 		if err != nil {
 			return res, fmt.Errorf("secrets of %s: %w", name, err)
 		}
+		secretsChanged = changed
 		if changed {
 			rep.Report(report.Event{Step: "keys", Message: "wrote " + secretsFile + " (the engine-API JWT, encrypted to the host and the admins)"})
 		}
@@ -165,6 +173,12 @@ func Flake(req FlakeRequest) (FlakeResult, error) {
 		res.Changes, err = image.Diff(req.Out, files)
 	} else {
 		res.Changes, err = image.Write(req.Out, files)
+	}
+	// The secrets file was written above, by the secrets step: say so.
+	for i, c := range res.Changes {
+		if c.Path == "hosts/"+name+"/secrets.yaml" && (secretsChanged || (req.DryRun && secretsAction == image.Create)) {
+			res.Changes[i].Action = secretsAction
+		}
 	}
 	res.Plan, res.HostKey = p, key
 	return res, err

@@ -40,6 +40,7 @@ type cliEnv struct {
 func commands() []command {
 	return []command{
 		// One line per subcommand, in the order of the README.
+		{"build", "nix build a host's kexec tree or ISO, with progress", runBuild},
 	}
 }
 

@@ -200,7 +200,7 @@ func ParseNixLogLine(line []byte) NixLogEvent {
 		ev.Kind = NixLogResult
 	case "msg":
 		ev.Kind = NixLogMsg
-		ev.Text = CleanLogText(raw.Msg)
+		ev.Text = cleanLogLines(raw.Msg)
 	default:
 		return NixLogEvent{Kind: NixLogPlain, Text: CleanLogText(string(line))}
 	}
@@ -276,6 +276,20 @@ func CleanLogText(s string) string {
 		}
 	}
 	return strings.TrimRight(b.String(), " ")
+}
+
+// cleanLogLines cleans each line of a multi-line message (Nix's errors
+// show the failing expression below the first line) and drops blank ones
+// at either end.
+func cleanLogLines(s string) string {
+	if !strings.Contains(s, "\n") {
+		return CleanLogText(s)
+	}
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = CleanLogText(l)
+	}
+	return strings.Trim(strings.Join(lines, "\n"), "\n")
 }
 
 // skipEscape returns the index after the escape sequence starting at s[i].

@@ -413,7 +413,8 @@ func (p *NixProgress) counter(typ int) NixCounter {
 	if t != nil {
 		expected = max(expected, t.expected)
 	}
-	c.Expected = max(expected, c.Done)
+	// Nix lowers "expected" when a build fails; what failed was expected.
+	c.Expected = max(expected, c.Done+c.Failed)
 	return c
 }
 

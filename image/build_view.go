@@ -78,7 +78,7 @@ func NewBuildModel(title string, now func() time.Time, interrupt func(), quitOnD
 		title:      title,
 		progress:   NewNixProgress(0),
 		spin:       spinner.New(spinner.WithSpinner(spinner.MiniDot)),
-		bar:        progress.New(progress.WithoutPercentage(), progress.WithDefaultBlend()),
+		bar:        progress.New(progress.WithoutPercentage(), progress.WithDefaultBlend(), progress.WithFillCharacters('█', '░')),
 		styles:     newBuildStyles(),
 		width:      80,
 		height:     24,
@@ -200,6 +200,9 @@ func (m BuildModel) render() string {
 		dl = fmt.Sprintf("%s/%s · %s", FormatBytes(fetched.Done), FormatBytes(fetchedOf), dl)
 	} else if st.Download.Done > 0 {
 		dl = FormatBytes(st.Download.Done) + " · " + dl
+	}
+	if st.Copies.Expected == 0 && st.Download.Done == 0 {
+		dl = "nothing to fetch yet"
 	}
 	frac := fetched.Fraction()
 	if fetchedOf == 0 {

@@ -39,6 +39,8 @@ type buildDeps struct {
 	now      func() time.Time
 	// isTerminal reports whether w is a terminal the progress view can use.
 	isTerminal func(w io.Writer) bool
+	// viewOptions are extra options for the progress view's program.
+	viewOptions []tea.ProgramOption
 }
 
 func defaultBuildDeps() buildDeps {
@@ -179,7 +181,8 @@ func buildWithView(ctx context.Context, env *cliEnv, title string, opts image.Bu
 	buildCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	model := image.NewBuildModel(title, deps.now, cancel, true)
-	p := tea.NewProgram(model, tea.WithContext(ctx), tea.WithOutput(env.stderr), tea.WithInput(env.stdin))
+	p := tea.NewProgram(model, append([]tea.ProgramOption{tea.WithContext(ctx),
+		tea.WithOutput(env.stderr), tea.WithInput(env.stdin)}, deps.viewOptions...)...)
 	opts.Observe = func(ev image.NixLogEvent, at time.Time) {
 		p.Send(image.BuildEventMsg{Event: ev, At: at})
 	}

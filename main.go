@@ -43,6 +43,7 @@ func commands() []command {
 		{"validate", "check an answers file and print every problem with its field path", runValidate},
 		{"schema", "print the JSON Schema of the answers file", runSchema},
 		{"render", "write the flake for an answers file without touching disks", runRender},
+		{"build", "nix build a host's kexec tree or ISO, with progress", runBuild},
 	}
 }
 

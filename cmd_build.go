@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/term"
+
+	"github.com/homestaker/homestaker/image"
+	"github.com/homestaker/homestaker/plan"
+)
+
+// nixOptions collects repeated --nix-option NAME=VALUE flags.
+type nixOptions []string
+
+func (o *nixOptions) String() string { return strings.Join(*o, " ") }
+
+func (o *nixOptions) Set(v string) error {
+	name, value, ok := strings.Cut(v, "=")
+	if !ok || name == "" {
+		return fmt.Errorf("%q is not NAME=VALUE", v)
+	}
+	*o = append(*o, "--option", name, value)
+	return nil
+}
+
+// buildDeps are the capabilities runBuild uses; tests replace them.
+type buildDeps struct {
+	lookPath func(string) (string, error)
+	run      image.CommandRunner
+	now      func() time.Time
+	// isTerminal reports whether w is a terminal the progress view can use.
+	isTerminal func(w io.Writer) bool
+	// viewOptions are extra options for the progress view's program.
+	viewOptions []tea.ProgramOption
+}
+
+func defaultBuildDeps() buildDeps {
+	return buildDeps{
+		lookPath: exec.LookPath,
+		run:      image.ExecRunner(image.DefaultStopGrace),
+		now:      time.Now,
+		isTerminal: func(w io.Writer) bool {
+			f, ok := w.(*os.File)
+			return ok && term.IsTerminal(f.Fd())
+		},
+	}
+}
+
+// runBuild is `homestaker build DIR [--host NAME]`.
+func runBuild(ctx context.Context, env *cliEnv, args []string) int {
+	return runBuildWith(ctx, env, args, defaultBuildDeps())
+}
+
+func runBuildWith(ctx context.Context, env *cliEnv, args []string, deps buildDeps) int {
+	fs := flag.NewFlagSet("build", flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	host := fs.String("host", "", "the host to build (needed when the flake has several)")
+	plain := fs.Bool("plain", false, "print plain progress lines instead of the progress view")
+	allowOld := fs.Bool("allow-old-nix", false, "build even with a Nix older than 2.18 (only trivial test flakes build with it)")
+	noLink := fs.Bool("no-link", false, "do not create the result-<host> link in the flake folder")
+	var opts nixOptions
+	fs.Var(&opts, "nix-option", "pass `NAME=VALUE` to nix as --option NAME VALUE (repeatable)")
+	fs.Usage = func() {
+		fmt.Fprintln(env.stderr, "usage: homestaker build DIR [--host NAME] [--plain] [--nix-option NAME=VALUE]…")
+		fmt.Fprintln(env.stderr, "Builds the host's kexec tree or ISO with nix build, shows the progress, and")
+		fmt.Fprintln(env.stderr, "writes hosts/<host>/build-manifest.json with the artifacts' sizes and checksums.")
+		fs.PrintDefaults()
+	}
+	positional, err := parseInterleaved(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if len(positional) != 1 {
+		fmt.Fprintln(env.stderr, "homestaker build: give exactly one flake folder (the folder 'homestaker render' wrote)")
+		fs.Usage()
+		return exitUsage
+	}
+
+	target, err := image.ReadBuildTarget(positional[0], *host)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "homestaker build: %v\n", err)
+		return exitFailure
+	}
+	nixPath, err := image.FindNix(deps.lookPath, env.getenv)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "homestaker build: %v.\n%s\n", err, image.NixInstallHint)
+		return exitFailure
+	}
+	version, err := image.QueryNixVersion(ctx, deps.run, nixPath)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "homestaker build: %v\n", err)
+		return exitFailure
+	}
+	if !version.AtLeast(image.MinNixMajor, image.MinNixMinor) {
+		if !*allowOld {
+			fmt.Fprintf(env.stderr, "homestaker build: %v\n", &image.OldNixError{Version: version})
+			return exitFailure
+		}
+		fmt.Fprintf(env.stderr, "Nix %s is older than %d.%d; building anyway (--allow-old-nix).\n",
+			version, image.MinNixMajor, image.MinNixMinor)
+	}
+
+	what := "kexec tree"
+	if target.Format == plan.FormatISO {
+		what = "ISO image"
+	}
+	title := fmt.Sprintf("Building the %s for %s", what, target.Host)
+	buildOpts := image.BuildOptions{
+		Target:  target,
+		NixPath: nixPath,
+		NixArgs: opts,
+		NoLink:  *noLink,
+		Run:     deps.run,
+		Now:     deps.now,
+	}
+	fmt.Fprintf(env.stderr, "%s with Nix %s.\n%s\n", title, version, image.BinaryCacheNote())
+
+	useTUI := !*plain && deps.isTerminal(env.stderr) &&
+		env.getenv("TERM") != "dumb" && env.getenv("NO_COLOR") == ""
+	var res image.BuildResult
+	if useTUI {
+		res, err = buildWithView(ctx, env, title, buildOpts, deps)
+	} else {
+		printer := image.NewBuildLinePrinter(env.stderr, deps.now())
+		buildOpts.Observe = printer.Observe
+		res, err = image.Build(ctx, buildOpts)
+		printer.Finish(deps.now())
+	}
+	if err != nil {
+		var be *image.BuildError
+		switch {
+		case errors.As(err, &be):
+			image.WriteBuildFailure(env.stderr, be)
+		case errors.Is(err, context.Canceled):
+			fmt.Fprintf(env.stderr, "homestaker build: %v\n", err)
+			return exitInterrupt
+		default:
+			fmt.Fprintf(env.stderr, "homestaker build: %v\n", err)
+		}
+		return exitFailure
+	}
+
+	artifacts, err := image.CollectArtifacts(ctx, res.OutPath, target.Format)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "homestaker build: %v\n", err)
+		return exitFailure
+	}
+	manifest := image.NewBuildManifest(res, artifacts, version.String())
+	manifestPath := image.BuildManifestPath(target)
+	if err := image.WriteBuildManifest(manifestPath, manifest); err != nil {
+		fmt.Fprintf(env.stderr, "homestaker build: %v\n", err)
+		return exitFailure
+	}
+	image.WriteBuildSummary(env.stdout, manifest, manifestPath, res.Finished.Sub(res.Started))
+	sized := image.RoleInitrd
+	if target.Format == plan.FormatISO {
+		sized = image.RoleISO
+	}
+	if a, ok := manifest.Artifact(sized); ok {
+		if warning := image.RAMWarning(uint64(a.Size), target.MemoryBytes, 0); warning != "" {
+			fmt.Fprintf(env.stderr, "Warning: %s\n", warning)
+		}
+	}
+	return exitOK
+}
+
+// buildWithView runs the build under the progress view on stderr.
+func buildWithView(ctx context.Context, env *cliEnv, title string, opts image.BuildOptions, deps buildDeps) (image.BuildResult, error) {
+	buildCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	model := image.NewBuildModel(title, deps.now, cancel, true)
+	p := tea.NewProgram(model, append([]tea.ProgramOption{tea.WithContext(ctx),
+		tea.WithOutput(env.stderr), tea.WithInput(env.stdin)}, deps.viewOptions...)...)
+	opts.Observe = func(ev image.NixLogEvent, at time.Time) {
+		p.Send(image.BuildEventMsg{Event: ev, At: at})
+	}
+	type outcome struct {
+		res image.BuildResult
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		res, err := image.Build(buildCtx, opts)
+		p.Send(image.BuildDoneMsg{Err: err})
+		done <- outcome{res, err}
+	}()
+	if _, err := p.Run(); err != nil && !errors.Is(err, tea.ErrProgramKilled) && ctx.Err() == nil {
+		// The view failed (no usable terminal after all): the build goes
+		// on; say so and wait for it.
+		fmt.Fprintf(env.stderr, "progress view stopped: %v; waiting for the build\n", err)
+	}
+	// The view ends with the build, or earlier when the user quit it:
+	// then the build stops too.
+	cancel()
+	o := <-done
+	return o.res, o.err
+}
+
+// parseInterleaved parses flags that may come before or after the
+// positional arguments ("build DIR --host x").
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		if rest[0] == "--" {
+			return append(positional, rest[1:]...), nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+}

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/homestaker/homestaker/image"
+	"github.com/homestaker/homestaker/internal/testutil"
+)
+
+// copyTestFlake copies one of image/testdata/build's flakes to a temp dir
+// with a fresh nonce (see image/build_nix_test.go for how Nix runs here).
+func copyTestFlake(t *testing.T, name string) string {
+	t.Helper()
+	src := filepath.Join("image", "testdata", "build", name)
+	dir := t.TempDir()
+	system := "x86_64-linux"
+	if runtime.GOARCH == "arm64" {
+		system = "aarch64-linux"
+	}
+	err := filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dir, rel), 0o755)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		text := strings.ReplaceAll(string(data), "@NONCE@", fmt.Sprintf("cmd-%s-%d", t.Name(), time.Now().UnixNano()))
+		return os.WriteFile(filepath.Join(dir, rel), []byte(strings.ReplaceAll(text, "@SYSTEM@", system)), 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func testEnv(vars map[string]string) (*cliEnv, *bytes.Buffer, *bytes.Buffer) {
+	var stdout, stderr bytes.Buffer
+	return &cliEnv{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr,
+		getenv: func(k string) string { return vars[k] }}, &stdout, &stderr
+}
+
+// fakeNixRunner answers --version with version and replays logName for a
+// build, printing stdout; it records the commands.
+func fakeNixRunner(t *testing.T, version, logName, stdout string, buildErr error, calls *[]string) image.CommandRunner {
+	return func(ctx context.Context, c image.NixCommand) error {
+		*calls = append(*calls, strings.Join(c.Args, " "))
+		if len(c.Args) == 1 && c.Args[0] == "--version" {
+			io.WriteString(c.Stdout, version+"\n")
+			return nil
+		}
+		data, err := os.ReadFile(filepath.Join("image", "testdata", "build", logName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Stderr.Write(data)
+		io.WriteString(c.Stdout, stdout)
+		return buildErr
+	}
+}
+
+func TestBuildCommandUsage(t *testing.T) {
+	for _, args := range [][]string{{}, {"a", "b"}, {"--frobnicate", "a"}, {"a", "--nix-option", "novalue"}} {
+		env, _, stderr := testEnv(nil)
+		if code := runBuild(context.Background(), env, args); code != exitUsage {
+			t.Errorf("build %q: exit %d, want %d (%s)", args, code, exitUsage, stderr)
+		}
+	}
+	env, _, stderr := testEnv(nil)
+	if code := runBuild(context.Background(), env, []string{t.TempDir()}); code != exitFailure ||
+		!strings.Contains(stderr.String(), "no flake.nix") {
+		t.Errorf("empty folder: exit %d: %s", code, stderr)
+	}
+}
+
+func TestBuildCommandWithoutNix(t *testing.T) {
+	dir := copyTestFlake(t, "kexec")
+	env, _, stderr := testEnv(map[string]string{"HOME": t.TempDir()})
+	deps := defaultBuildDeps()
+	deps.lookPath = func(string) (string, error) { return "", errors.New("no") }
+	code := runBuildWith(context.Background(), env, []string{dir}, deps)
+	if code != exitFailure || !strings.Contains(stderr.String(), "nix is not installed") ||
+		!strings.Contains(stderr.String(), "https://nixos.org/nix/install") {
+		t.Errorf("exit %d: %s", code, stderr)
+	}
+}
+
+func TestBuildCommandRefusesOldNix(t *testing.T) {
+	dir := copyTestFlake(t, "kexec")
+	env, _, stderr := testEnv(nil)
+	var calls []string
+	deps := defaultBuildDeps()
+	deps.lookPath = func(string) (string, error) { return "/usr/bin/nix", nil }
+	deps.run = fakeNixRunner(t, "nix (Nix) 2.8.0", "kexec.log", "", nil, &calls)
+	code := runBuildWith(context.Background(), env, []string{dir}, deps)
+	if code != exitFailure || !strings.Contains(stderr.String(), "Nix 2.8.0 is installed, but building a NixOS image needs Nix 2.18") {
+		t.Errorf("exit %d: %s", code, stderr)
+	}
+	if len(calls) != 1 {
+		t.Errorf("nix ran %q; only --version should have", calls)
+	}
+}
+
+// TestBuildCommandProgressView drives the bubbletea view with a replayed
+// log, as on a terminal.
+func TestBuildCommandProgressView(t *testing.T) {
+	dir := copyTestFlake(t, "kexec")
+	// The replayed build "produces" a tree made here.
+	out := t.TempDir()
+	for name, content := range map[string]string{"bzImage": "kernel", "initrd.zst": "initrd", "kexec-boot": "#!/bin/sh"} {
+		if err := os.WriteFile(filepath.Join(out, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env, stdout, stderr := testEnv(map[string]string{"TERM": "xterm-256color"})
+	var calls []string
+	deps := defaultBuildDeps()
+	deps.lookPath = func(string) (string, error) { return "/usr/bin/nix", nil }
+	deps.run = fakeNixRunner(t, "nix (Nix) 2.24.9", "kexec.log",
+		`[{"drvPath":"/nix/store/x-kexec-tree.drv","outputs":{"out":"`+out+`"}}]`, nil, &calls)
+	deps.isTerminal = func(io.Writer) bool { return true }
+	// A buffer has no size; a terminal would tell.
+	deps.viewOptions = []tea.ProgramOption{tea.WithWindowSize(80, 24)}
+	code := runBuildWith(context.Background(), env, []string{dir, "--no-link"}, deps)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr.String(), "Derivations") || !strings.Contains(stderr.String(), "built") {
+		t.Errorf("the progress view did not draw:\n%q", stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "kernel       bzImage") || !strings.Contains(stdout.String(), "Manifest: ") {
+		t.Errorf("summary:\n%s", stdout)
+	}
+	if !strings.Contains(calls[1], "--no-link") {
+		t.Errorf("build command %q", calls[1])
+	}
+}
+
+func TestBuildCommandWithRealNix(t *testing.T) {
+	testutil.RequireTool(t, "nix")
+	testutil.RequireRoot(t)
+	home := t.TempDir()
+	t.Setenv("HOME", home) // nix runs with homestaker's environment
+	t.Setenv("XDG_CACHE_HOME", filepath.Join(home, ".cache"))
+	offline := []string{"--allow-old-nix", "--nix-option", "substituters=", "--nix-option", "sandbox=false"}
+
+	dir := copyTestFlake(t, "kexec")
+	env, stdout, stderr := testEnv(map[string]string{"HOME": home, "TERM": "dumb"})
+	code := runBuild(context.Background(), env, append([]string{dir, "--host", "node1"}, offline...))
+	if code != exitOK {
+		t.Fatalf("exit %d:\n%s", code, stderr)
+	}
+	for _, want := range []string{"older than 2.18; building anyway", "nix-community.cachix.org", "built kexec-tree (", "built 4/4"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	manifest, err := image.ReadBuildManifest(filepath.Join(dir, "hosts", "node1", "build-manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(manifest.Artifacts) != 4 || manifest.OutLink != filepath.Join(dir, "result-node1") {
+		t.Errorf("manifest %+v", manifest)
+	}
+	for _, a := range manifest.Artifacts {
+		if !strings.Contains(stdout.String(), "sha256:"+a.SHA256) {
+			t.Errorf("summary lacks %s's checksum:\n%s", a.Name, stdout)
+		}
+	}
+
+	dir = copyTestFlake(t, "fail")
+	env, _, stderr = testEnv(map[string]string{"HOME": home, "NO_COLOR": "1"})
+	code = runBuild(context.Background(), env, append([]string{dir}, offline...))
+	if code != exitFailure {
+		t.Fatalf("failing build: exit %d", code)
+	}
+	for _, want := range []string{"FAILED kexec-tree-broken", "Building kexec-tree-broken failed in installPhase.",
+		"Its last 30 log lines:", "  | error: initrd too large", "See the whole log with: nix --extra-experimental-features nix-command log /nix/store/"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "hosts", "node1", "build-manifest.json")); err == nil {
+		t.Error("a failed build wrote a manifest")
+	}
+}

@@ -14,22 +14,12 @@ const (
 	DiskoURL = "github:nix-community/disko"
 )
 
-// Cache is a binary cache the flake offers to Nix, so clients are downloaded
-// rather than compiled.
-type Cache struct {
-	URL       string
-	PublicKey string
-}
-
-// Caches lists the binary caches that serve ethereum.nix's packages (from
-// ethereum.nix's own flake.nix nixConfig, checked 2026-11).
-var Caches = []Cache{
-	{URL: "https://nix-community.cachix.org", PublicKey: "nix-community.cachix.org-1:mB9FSh9qf2dCimDSUo8Zy7bkq5CX+/rkCWyvRCYg3Fs="},
-}
-
 func flakeNix() []byte {
 	var subs, keys []string
-	for _, c := range Caches {
+	for _, c := range BinaryCaches() {
+		if c.URL == "https://cache.nixos.org" {
+			continue // Nix's default; listing it again changes nothing
+		}
 		subs = append(subs, c.URL)
 		keys = append(keys, c.PublicKey)
 	}

@@ -40,6 +40,7 @@ type cliEnv struct {
 func commands() []command {
 	return []command{
 		// One line per subcommand, in the order of the README.
+		{"disk", "list disks, or partition and format the data disk", runDisk},
 	}
 }
 

@@ -220,7 +220,14 @@ func runDiskFormat(ctx context.Context, env *cliEnv, sys disk.System, args []str
 		return fail(fmt.Errorf("disk %s: %w", p.Disk.Device, err))
 	}
 	if !*dryRun {
-		fmt.Fprintf(env.stderr, "This erases %s (%s, %s, %s)", p.Disk.Device, target.Path, target.Model, sizeText(target.SizeBytes))
+		what := []string{target.Path, target.Model, sizeText(target.SizeBytes)}
+		if target.Path == p.Disk.Device {
+			what = what[1:]
+		}
+		if target.Model == "" {
+			what = append(what[:len(what)-2], what[len(what)-1])
+		}
+		fmt.Fprintf(env.stderr, "This erases %s (%s)", p.Disk.Device, strings.Join(what, ", "))
 		if len(target.Partitions) > 0 {
 			fmt.Fprintf(env.stderr, " and its partitions %s", strings.Join(target.Partitions, ", "))
 		}

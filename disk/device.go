@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"context"
@@ -83,7 +84,7 @@ func (f *Formatter) Device(ctx context.Context, l Layout, want BlockDevice, o Op
 			return err
 		}
 	}
-	j.say(fmt.Sprintf("re-check %s (%s, %s)", want.Path, want.ByID, humanBytes(want.SizeBytes)))
+	j.say(fmt.Sprintf("re-check %s (%s)", want.Path, strings.TrimPrefix(want.ByID+", ", ", ")+humanBytes(want.SizeBytes)))
 	if _, err := Check(f.System, want); err != nil {
 		return err
 	}

@@ -30,6 +30,10 @@ if [ -e /share.on ]; then
 	mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 share /host` + GuestShareDir + `
 fi
 cp /script.sh /host/tmp/vmtest-script.sh
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+echo /bin/modprobe-host > /proc/sys/kernel/modprobe
+if [ -s /extra-modules ]; then chroot /host modprobe -a $(cat /extra-modules) || echo "vmtest: modprobe failed"; fi
 echo "VMTEST-BEGIN"
 chroot /host /bin/sh -c 'cd /tmp && exec /bin/sh /tmp/vmtest-script.sh' </dev/console >/dev/console 2>&1
 rc=$?
@@ -40,7 +44,9 @@ reboot -f
 
 // buildInitrd writes an uncompressed newc cpio archive with busybox, the
 // named modules and their dependencies (in load order), /init and the script.
-func buildInitrd(path, modDir string, modules []string, script string, share bool) error {
+// The extra modules are loaded with the host's modprobe once the host root
+// is mounted, which also follows soft dependencies (btrfs needs crc32c).
+func buildInitrd(path, modDir string, modules, extra []string, script string, share bool) error {
 	order, err := moduleOrder(modDir, modules)
 	if err != nil {
 		return err
@@ -60,8 +66,12 @@ func buildInitrd(path, modDir string, modules []string, script string, share boo
 		return err
 	}
 	w.symlink("bin/sh", "busybox")
+	// The kernel loads modules on demand (a filesystem's crc32c, say) with
+	// the host's modprobe, inside the host root.
+	w.file("bin/modprobe-host", []byte("#!/bin/busybox sh\nexec /bin/busybox chroot /host /sbin/modprobe \"$@\"\n"), 0o755)
 	w.file("init", []byte(initScript), 0o755)
 	w.file("script.sh", []byte(script), 0o755)
+	w.file("extra-modules", []byte(strings.Join(extra, " ")), 0o644)
 	if share {
 		w.file("share.on", nil, 0o644)
 	}

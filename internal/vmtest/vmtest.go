@@ -46,8 +46,8 @@ type Config struct {
 	Script string
 	// ShareDir, when set, is a host folder mounted read-write at GuestShareDir.
 	ShareDir string
-	// Modules are extra kernel modules to load before the script (with their
-	// dependencies), e.g. "ext4", "btrfs". Virtio, 9p and virtio_blk always load.
+	// Modules are extra kernel modules modprobe loads before the script,
+	// e.g. "ext4", "btrfs". Virtio, 9p and virtio_blk always load.
 	Modules []string
 	// Timeout bounds the whole run (default 3 minutes).
 	Timeout time.Duration
@@ -110,7 +110,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	defer os.RemoveAll(work)
 	initrd := filepath.Join(work, "initrd.cpio")
-	if err := buildInitrd(initrd, modDir, append(append([]string(nil), baseModules...), cfg.Modules...), cfg.Script, cfg.ShareDir != ""); err != nil {
+	if err := buildInitrd(initrd, modDir, baseModules, cfg.Modules, cfg.Script, cfg.ShareDir != ""); err != nil {
 		return Result{}, fmt.Errorf("build the guest initrd: %w", err)
 	}
 	args := []string{

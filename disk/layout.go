@@ -33,7 +33,7 @@ const (
 	// the limit of xfs): /dev/disk/by-label/homestaker.
 	FilesystemLabel = "homestaker"
 	// DataMountPoint is where the node mounts the data filesystem.
-	DataMountPoint = "/data"
+	DataMountPoint = "/var/lib"
 	// SecretsDir is the folder, relative to the filesystem root, for secrets.
 	SecretsDir = "secrets"
 	// SSHDir is the folder, relative to the filesystem root, for the host's SSH keys.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"os/exec"
 	"strings"
 	"time"
@@ -169,7 +170,7 @@ func runBuildWith(ctx context.Context, env *cliEnv, args []string, deps buildDep
 		sized = image.RoleISO
 	}
 	if a, ok := manifest.Artifact(sized); ok {
-		if warning := image.RAMWarning(uint64(a.Size), target.MemoryBytes, 0); warning != "" {
+		if warning := image.RAMWarning(uint64(a.Size), target.MemoryBytes, clientsRAM(target)); warning != "" {
 			fmt.Fprintf(env.stderr, "Warning: %s\n", warning)
 		}
 	}
@@ -226,4 +227,28 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 		positional = append(positional, rest[0])
 		args = rest[1:]
 	}
+}
+
+// clientsRAM is what the host's chosen clients need in RAM, from the client
+// catalogue (0 when the answers cannot be read).
+func clientsRAM(t image.BuildTarget) uint64 {
+	data, err := os.ReadFile(filepath.Join(t.FlakeDir, "hosts", t.Host, "homestaker.json"))
+	if err != nil {
+		return 0
+	}
+	p, err := plan.Decode(data)
+	if err != nil {
+		return 0
+	}
+	cat, err := plan.LoadCatalogue()
+	if err != nil {
+		return 0
+	}
+	var gib uint64
+	for _, name := range []string{p.Ethereum.Execution, p.Ethereum.Consensus} {
+		if c, ok := cat.Client(name); ok {
+			gib += uint64(c.RAMGiB)
+		}
+	}
+	return gib << 30
 }

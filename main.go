@@ -40,6 +40,7 @@ type cliEnv struct {
 func commands() []command {
 	return []command{
 		// One line per subcommand, in the order of the README.
+		{"install", "the wizard (the default); with --answers FILE, the same without questions", runInstall},
 		{"validate", "check an answers file and print every problem with its field path", runValidate},
 		{"schema", "print the JSON Schema of the answers file", runSchema},
 		{"render", "write the flake for an answers file without touching disks", runRender},
@@ -58,8 +59,7 @@ func main() {
 // run dispatches to a subcommand and returns the exit code.
 func run(ctx context.Context, env *cliEnv, args []string) int {
 	if len(args) == 0 {
-		usage(env.stderr)
-		return exitUsage
+		return runWizard(ctx, env)
 	}
 	name := args[0]
 	if name == "-h" || name == "--help" || name == "help" {

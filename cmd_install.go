@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -457,7 +458,7 @@ func (s *session) review(p plan.Plan, flakeDir string) ui.Review {
 
 // nixProblem says why the image cannot be built here, "" when it can.
 func nixProblem() string {
-	nixPath, err := image.FindNix(nil, os.Getenv)
+	nixPath, err := image.FindNix(exec.LookPath, os.Getenv)
 	if err != nil {
 		return "Nix is not installed, so the image cannot be built here: " + image.NixInstallHint
 	}

@@ -63,6 +63,9 @@ func (r Review) Text() string {
 	if r.Problem != "" {
 		b.WriteString(problemStyle.Render("✗ "+r.Problem) + "\n")
 	}
+	if r.Blocker != "" {
+		b.WriteString(warnStyle.Render("! Only the flake can be written here: "+r.Blocker) + "\n")
+	}
 	if r.EraseDevice != "" {
 		b.WriteString(eraseStyle.Render("! ERASE "+r.EraseDevice) + "\n")
 		if r.EraseDetail != "" {
@@ -90,9 +93,6 @@ func (r Review) Text() string {
 	fmt.Fprintf(&b, "Answers file: %s\n", r.AnswersPath)
 	for _, w := range r.Warnings {
 		b.WriteString(warnStyle.Render("! "+w.Message) + "\n")
-	}
-	if r.Blocker != "" {
-		b.WriteString(warnStyle.Render("! "+r.Blocker) + "\n")
 	}
 	return strings.TrimRight(b.String(), "\n")
 }

@@ -114,8 +114,6 @@ func (m *Model) goTo(i int) {
 			huh.NewSelect[string]().Title("What now?").Options(m.choices()...).Value(&m.choice),
 		))
 		m.view = viewport.New()
-		m.view.SoftWrap = true
-		m.view.SetContent(m.rev.Text())
 	default:
 		m.confirm = ""
 		accept := m.rev.ConfirmNames
@@ -318,6 +316,7 @@ func (m *Model) layout() {
 	if m.idx == len(screenIDs) {
 		formH := 7
 		m.view.SetWidth(w)
+		m.view.SetContent(ansi.Wrap(m.rev.Text(), w, " /"))
 		m.view.SetHeight(max(3, m.height-used-formH))
 		used = m.height - formH
 	}

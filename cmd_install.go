@@ -365,7 +365,7 @@ func (s *session) lineWizard(ctx context.Context, w *ui.Wizard, lines *ui.Lines,
 		var opts []string
 		var outcomes []ui.Outcome
 		if rev.Blocker == "" && rev.EraseDevice != "" {
-			opts = append(opts, "Apply: write the flake, erase "+rev.EraseDevice+", build, boot")
+			opts = append(opts, "Apply: write the flake, erase the disk above, build, boot")
 			outcomes = append(outcomes, ui.ApplyAll)
 		}
 		opts = append(opts, "Write the flake and answers only (no disk is touched)", "Go back and change answers", "Quit without writing anything")

@@ -140,7 +140,7 @@ func (e errNotDevice) Error() string { return "type " + string(e) + " exactly to
 func (m *Model) choices() []huh.Option[string] {
 	var opts []huh.Option[string]
 	if m.rev.Blocker == "" && m.rev.EraseDevice != "" {
-		opts = append(opts, huh.NewOption("Apply: write the flake, erase "+m.rev.EraseDevice+", build, boot", choiceApply))
+		opts = append(opts, huh.NewOption("Apply: write the flake, erase the disk above, build, boot", choiceApply))
 	}
 	opts = append(opts,
 		huh.NewOption("Write the flake and answers only (no disk is touched)", choiceFlake),
@@ -234,7 +234,7 @@ func field(q Question) huh.Field {
 		for _, o := range q.Options {
 			opts = append(opts, huh.NewOption(o.Label, o.Value).Selected(contains(*q.Multi, o.Value)))
 		}
-		return huh.NewMultiSelect[string]().Title(q.Title).Description(q.Help).Options(opts...).Height(len(opts)+3).Value(q.Multi).
+		return huh.NewMultiSelect[string]().Title(q.Title).Description(q.Help).Options(opts...).Height(len(opts) + 3).Value(q.Multi).
 			Validate(func([]string) error { return validate("") })
 	case Input:
 		return huh.NewInput().Title(q.Title).Value(q.Str).
@@ -308,13 +308,13 @@ func (m *Model) layout() {
 	}
 	used := 2 // header, blank
 	if in := m.intro(); in != "" {
-		used += lipgloss.Height(in) + 1
+		used += lipgloss.Height(ansi.Wrap(in, w, " /")) + 1
 	}
 	if m.problem != "" {
 		used += lipgloss.Height(m.problem)
 	}
 	if m.idx == len(screenIDs) {
-		formH := 7
+		formH := 8
 		m.view.SetWidth(w)
 		m.view.SetContent(ansi.Wrap(m.rev.Text(), w, " /"))
 		m.view.SetHeight(max(3, m.height-used-formH))
@@ -415,7 +415,7 @@ func (m *Model) View() tea.View {
 	b.WriteString(m.header())
 	b.WriteString("\n\n")
 	if in := m.intro(); in != "" {
-		b.WriteString(in)
+		b.WriteString(ansi.Wrap(in, min(m.width, 100), " /"))
 		b.WriteString("\n\n")
 	}
 	if m.idx == len(screenIDs) {

@@ -161,3 +161,29 @@ func TestNetworkCarryRefusesDamage(t *testing.T) {
 		}
 	}
 }
+
+// TestModuleReadsCarryPath: the NixOS module looks for the file where
+// `homestaker kexec` puts it (CarryPath, at the root of the initrd) and runs
+// the two helpers tested above.
+func TestModuleReadsCarryPath(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "assets", "nix", "modules", "network-carry.nix"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod := string(b)
+	dir, file := filepath.Split(CarryPath)
+	for _, want := range []string{
+		`initrdDir = "/` + strings.TrimSuffix(dir, "/") + `";`,
+		`${initrdDir}/` + file,
+		`"${./network-carry.sh}"`,
+		`"${./network-carry.jq}"`,
+		`"${carryDir}/` + file + `"`,
+		`"/run/systemd/network"`,
+		`before = [ "systemd-networkd.service"`,
+		`networking.useNetworkd = true;`,
+	} {
+		if !strings.Contains(mod, want) {
+			t.Errorf("network-carry.nix lacks %s", want)
+		}
+	}
+}

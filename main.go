@@ -45,6 +45,7 @@ func commands() []command {
 		{"schema", "print the JSON Schema of the answers file", runSchema},
 		{"render", "write the flake for an answers file without touching disks", runRender},
 		{"build", "nix build a host's kexec tree or ISO, with progress", runBuild},
+		{"detect", "print the detected hardware, disks and network", runDetect},
 		{"disk", "list disks, or partition and format the data disk", runDisk},
 	}
 }

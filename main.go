@@ -45,6 +45,7 @@ func commands() []command {
 		{"render", "write the flake for an answers file without touching disks", runRender},
 		{"build", "nix build a host's kexec tree or ISO, with progress", runBuild},
 		{"disk", "list disks, or partition and format the data disk", runDisk},
+		{"kexec", "check the machine, carry the network over and boot the node from RAM", runKexec},
 	}
 }
 

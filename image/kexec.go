@@ -263,7 +263,7 @@ func (k *Kexec) Preflight(ctx context.Context, req KexecRequest) (Preflight, err
 	case kinfo.Unloadable != "":
 		add("architecture", CheckRefused, fmt.Sprintf("the kernel (%s) cannot be kexec'd: %s.", kinfo.Format, kinfo.Unloadable), "Build the node with a current NixOS kernel.")
 	default:
-		add("architecture", CheckOK, fmt.Sprintf("%s kernel (%s) on a %s machine.", kinfo.Arch, kinfo.Format, machine), "")
+		add("architecture", CheckOK, fmt.Sprintf("%s kernel (%s) on this %s machine.", kinfo.Arch, kinfo.Format, machine), "")
 	}
 	p.Kernel = kinfo
 

@@ -129,7 +129,7 @@ sleep 120
 		"[ok] ssh key:",
 		"Loaded the node's kernel with kexec_file_load.",
 		"ssh root@203.0.113.10",
-		"The node's host key is ssh-ed25519 " + ssh.FingerprintSHA256(hostKey),
+		"The node's host key (ssh-ed25519) has the fingerprint\n  " + ssh.FingerprintSHA256(hostKey),
 		"HOMESTAKER-EXITED 0",
 		"SECOND-KERNEL-UP console=ttyS0 panic=-1 rdinit=/init homestaker.test=1",
 		"CARRY-KNOWN-HOSTS vmnode " + hostKeyLine,

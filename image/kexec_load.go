@@ -232,7 +232,7 @@ func WriteReconnect(w io.Writer, carried netstate.State, knownHosts string) {
 		writeWrapped(w, "", "", "The node's host key is not known here: check the fingerprint ssh shows against the node's key before you answer yes.")
 		return
 	}
-	fmt.Fprintf(w, "The node's host key is %s %s.\n", typ, fp)
+	fmt.Fprintf(w, "The node's host key (%s) has the fingerprint\n  %s\n", typ, fp)
 	target := "<address>"
 	if len(addrs) > 0 {
 		target = addrs[0]

@@ -179,7 +179,7 @@ func runKexecWith(ctx context.Context, env *cliEnv, args []string, deps kexecDep
 	}
 	if *dryRun {
 		image.WriteReconnect(env.stdout, pre.Carried, req.KnownHosts)
-		fmt.Fprintf(env.stdout, "Dry run: nothing was loaded. The initrd copy stays in %s.\n", tmp)
+		fmt.Fprintf(env.stdout, "Dry run: nothing was loaded. The initrd copy stays in\n  %s\n", tmp)
 		return exitOK
 	}
 	if !*yes {

@@ -198,7 +198,9 @@ func TestPreflightRefusals(t *testing.T) {
 			}
 		}, "network", "no interface has an address"},
 		{"no ip tool", func(f *kexecFixture) {
-			f.k.ReadNetwork = func(context.Context) (netstate.State, error) { return netstate.State{}, errors.New("exec: \"ip\": not found") }
+			f.k.ReadNetwork = func(context.Context) (netstate.State, error) {
+				return netstate.State{}, errors.New("exec: \"ip\": not found")
+			}
 		}, "network", "cannot record the network"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -72,11 +72,24 @@ func TestKexecInVM(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(stage, "bin", "busybox"), bb, 0o755)
 	os.WriteFile(filepath.Join(stage, "init"), []byte(secondInit), 0o755)
-	pack := exec.Command("sh", "-c", fmt.Sprintf("find . | %s -o -H newc --quiet | %s -q -c > %s",
-		cpioTool, zstdTool, filepath.Join(share, "second.img")))
-	pack.Dir = stage
-	if out, err := pack.CombinedOutput(); err != nil {
-		t.Fatalf("pack the second initrd: %v\n%s", err, out)
+	// The carry-over archive must start 4-byte aligned after the
+	// compressed initrd; make sure this one ends unaligned, so the padding
+	// is put to the test (a note file's length changes the packed size).
+	second := filepath.Join(share, "second.img")
+	for i := 0; ; i++ {
+		os.WriteFile(filepath.Join(stage, "note"), []byte(strings.Repeat("x", i)), 0o644)
+		pack := exec.Command("sh", "-c", fmt.Sprintf("find . | %s -o -H newc --quiet | %s -q -c > %s",
+			cpioTool, zstdTool, second))
+		pack.Dir = stage
+		if out, err := pack.CombinedOutput(); err != nil {
+			t.Fatalf("pack the second initrd: %v\n%s", err, out)
+		}
+		if st, err := os.Stat(second); err != nil || st.Size()%4 != 0 {
+			break
+		}
+		if i == 64 {
+			t.Fatal("cannot make the second initrd end unaligned")
+		}
 	}
 
 	// The node's answers: an SSH key, the data disk /dev/vda, a host key.

@@ -47,6 +47,7 @@ func commands() []command {
 		{"build", "nix build a host's kexec tree or ISO, with progress", runBuild},
 		{"detect", "print the detected hardware, disks and network", runDetect},
 		{"disk", "list disks, or partition and format the data disk", runDisk},
+		{"kexec", "check the machine, carry the network over and boot the node from RAM", runKexec},
 	}
 }
 

@@ -9,7 +9,6 @@ package netstate
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -173,7 +172,8 @@ func (dir Dir) IP(_ context.Context, d Dump) ([]byte, error) {
 // addresses, and the routes of the main table for IPv4 and IPv6.
 func Read(ctx context.Context, src Source) (State, error) {
 	if src == nil {
-		return State{}, errors.New("read network: no source")
+		// The running machine, through iproute2.
+		src = Command{}
 	}
 	addr, err := src.IP(ctx, DumpAddr)
 	if err != nil {

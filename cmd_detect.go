@@ -35,14 +35,7 @@ func runDetect(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "homestaker detect: unexpected argument %q\n", fl.Arg(0))
 		return exitUsage
 	}
-	src := detect.Live()
-	if root := env.getenv(systemRootEnv); root != "" {
-		src.System = disk.System{Root: root}
-	}
-	if dir := env.getenv(networkDumpsEnv); dir != "" {
-		src.Network = netstate.Dir(dir)
-	}
-	m, err := detect.Detect(ctx, src)
+	m, err := detect.Detect(ctx, detectSources(env))
 	if err != nil {
 		fmt.Fprintf(env.stderr, "homestaker detect: %v\n", err)
 		return exitFailure
@@ -256,4 +249,17 @@ func wrap(w io.Writer, first, rest, text string) {
 	if line != "" || prefix == first {
 		flush()
 	}
+}
+
+// detectSources is the machine to look at: the live one, or the recorded
+// machine and network of the test hooks.
+func detectSources(env *cliEnv) detect.Sources {
+	src := detect.Live()
+	if root := env.getenv(systemRootEnv); root != "" {
+		src.System = disk.System{Root: root}
+	}
+	if dir := env.getenv(networkDumpsEnv); dir != "" {
+		src.Network = netstate.Dir(dir)
+	}
+	return src
 }

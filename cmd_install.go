@@ -103,7 +103,7 @@ func install(ctx context.Context, env *cliEnv, f installFlags) int {
 		return exitUsage
 	}
 	s := &session{env: env, sys: systemOf(env), cat: cat, private: priv, home: env.getenv("HOME"), flags: f}
-	s.hw = detectHardware(env, s.sys)
+	s.hw = detectHardware(ctx, env)
 	if f.answers != "" {
 		return s.headless(ctx)
 	}
@@ -484,6 +484,9 @@ func (s *session) apply(ctx context.Context, p plan.Plan, flakeDir string, outco
 	total := 1
 	if outcome == ui.ApplyAll {
 		total = 3
+		if p.Host.Format == plan.FormatKexec {
+			total = 4
+		}
 	}
 	step(1, total, "Keys and flake")
 	rep := report.Func(func(e report.Event) { printEvent(env.stdout, e) })
@@ -522,8 +525,14 @@ func (s *session) apply(ctx context.Context, p plan.Plan, flakeDir string, outco
 	if code != exitOK {
 		return code
 	}
-	fmt.Fprintf(env.stdout, "\nBoot: %s\n", rev.Boot)
-	return exitOK
+	if p.Host.Format != plan.FormatKexec {
+		fmt.Fprintf(env.stdout, "\nBoot: %s\n", rev.Boot)
+		return exitOK
+	}
+	// kexec checks the machine, carries the network over, and asks before
+	// it jumps.
+	step(4, total, "Boot the node from RAM (kexec)")
+	return runKexec(ctx, env, []string{flakeDir, "--host", p.Host.Name})
 }
 
 func contains(xs []string, x string) bool {

@@ -45,6 +45,7 @@ func commands() []command {
 		{"render", "write the flake for an answers file without touching disks", runRender},
 		{"build", "nix build a host's kexec tree or ISO, with progress", runBuild},
 		{"disk", "list disks, or partition and format the data disk", runDisk},
+		{"flash", "write an ISO or SD image to a USB stick or card, then verify it", runFlash},
 	}
 }
 

@@ -106,12 +106,11 @@ type IncompleteError struct {
 }
 
 func (e *IncompleteError) Error() string {
-	why := "stopped"
-	if !errors.Is(e.Err, context.Canceled) && !errors.Is(e.Err, context.DeadlineExceeded) {
-		why = "failed"
+	why := fmt.Sprintf("failed after writing %s of %s (%v)", byteText(e.Written), byteText(e.Total), e.Err)
+	if errors.Is(e.Err, context.Canceled) {
+		why = fmt.Sprintf("interrupted after writing %s of %s", byteText(e.Written), byteText(e.Total))
 	}
-	return fmt.Sprintf("%s after writing %s of %s (%v): %s is incomplete and will not boot; run flash again",
-		why, byteText(e.Written), byteText(e.Total), e.Err, e.Device)
+	return fmt.Sprintf("%s: %s is incomplete and will not boot; run flash again", why, e.Device)
 }
 
 func (e *IncompleteError) Unwrap() error { return e.Err }

@@ -74,10 +74,9 @@ func clearSpans(size, devSize, sector int64) []span {
 func (s *stream) write(ctx context.Context, src io.ReaderAt, size int64, dst io.WriterAt, devSize int64) (int64, error) {
 	zero := s.bufs[0]
 	clear(zero)
+	// The clears are not interrupted: once the device is opened, an
+	// interrupted flash always leaves it unbootable rather than half-old.
 	for _, c := range clearSpans(size, devSize, s.sector) {
-		if err := ctx.Err(); err != nil {
-			return 0, err
-		}
 		if _, err := dst.WriteAt(zero[:c.N], c.Off); err != nil {
 			return 0, fmt.Errorf("clear bytes %d–%d: %w", c.Off, c.Off+c.N, err)
 		}

@@ -131,7 +131,7 @@ func runFlashWith(ctx context.Context, env *cliEnv, args []string, deps flashDep
 		fmt.Fprintln(env.stdout, "dry run: nothing was written")
 		return exitOK
 	}
-	fmt.Fprintf(env.stdout, "%s holds %s and reads back identical (SHA-256 %s): write %.1f s at %.0f MB/s, verify %.1f s\n",
+	fmt.Fprintf(env.stdout, "%s holds %s and reads back identical (SHA-256 %s): write %.2f s at %.0f MB/s, verify %.2f s\n",
 		job.Device, job.Image, res.SHA256, res.Write.Seconds(), float64(res.Bytes)/res.Write.Seconds()/1e6, res.Verify.Seconds())
 	return exitOK
 }

@@ -145,6 +145,17 @@ func (d *flashDevice) dropCache() error {
 	return nil
 }
 
+// rereadPartitions asks the kernel to read the new partition table
+// (BLKRRPART), so the stick's partitions show without replugging it.
+// EINVAL means the device has no partition scanning (a loop device).
+func (d *flashDevice) rereadPartitions() error {
+	err := unix.IoctlSetInt(int(d.f.Fd()), unix.BLKRRPART, 0)
+	if err == nil || errors.Is(err, unix.EINVAL) {
+		return nil
+	}
+	return fmt.Errorf("ioctl(%s, BLKRRPART): %w", d.path, err)
+}
+
 func (d *flashDevice) Close() error { return d.f.Close() }
 
 // checkNotBusy opens the device read-only with O_EXCL and closes it again:

@@ -246,3 +246,77 @@ func TestFlashLoopRefusesBusyOrMounted(t *testing.T) {
 		t.Errorf("mounted device, Flash re-check: %v", err)
 	}
 }
+
+// loopStick4K is loopStick with 4096-byte logical sectors, like many SD
+// card readers and NVMe drives.
+func loopStick4K(t *testing.T, size int64) (string, string) {
+	t.Helper()
+	testutil.RequireRoot(t)
+	testutil.RequireTool(t, "losetup")
+	backing := filepath.Join(t.TempDir(), "stick.img")
+	if err := os.WriteFile(backing, bytes.Repeat([]byte{0xAA}, int(size)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("losetup", "--find", "--show", "--sector-size", "4096", backing).CombinedOutput()
+	if err != nil {
+		testutil.Missing(t, "a loop device with 4096-byte sectors: losetup: "+strings.TrimSpace(string(out)))
+	}
+	dev := strings.TrimSpace(string(out))
+	t.Cleanup(func() { exec.Command("losetup", "-d", dev).Run() })
+	return dev, backing
+}
+
+func TestFlashLoop4KSectors(t *testing.T) {
+	dev, backing := loopStick4K(t, 16<<20)
+	img := randomImage(t, 5<<20+100)
+	iso := writeFile(t, "nixos.iso", img)
+	f := &Flasher{LoopBackingFile: backing}
+	job, err := f.Prepare(iso, dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.Target.SectorSize != 4096 {
+		t.Fatalf("sector size %d", job.Target.SectorSize)
+	}
+	res, err := f.Flash(context.Background(), job, FlashOptions{})
+	if err != nil || !res.Direct {
+		t.Fatalf("%+v, %v", res, err)
+	}
+	got := readBacking(t, backing)
+	if !bytes.Equal(got[:len(img)], img) {
+		t.Fatal("the stick does not hold the image")
+	}
+	if pad := got[len(img) : 5<<20+4096]; !bytes.Equal(pad, make([]byte, len(pad))) {
+		t.Error("the last 4096-byte sector is not padded with zeros")
+	}
+}
+
+func TestFlashDeviceFallsBackToBuffered(t *testing.T) {
+	// A write that is not whole 4096-byte sectors is refused with O_DIRECT;
+	// the device then writes through the page cache instead.
+	dev, backing := loopStick4K(t, 4<<20)
+	d, err := openFlashDevice(dev, dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if !d.direct || d.sector != 4096 || d.size != 4<<20 {
+		t.Fatalf("opened %+v", d)
+	}
+	var note string
+	d.onBuffered = func(reason string) { note = reason }
+	buf := alignedBuffer(4096, bufferAlign)
+	copy(buf, "homestaker")
+	if _, err := d.WriteAt(buf[:512], 8192); err != nil {
+		t.Fatal(err)
+	}
+	if d.direct || note == "" {
+		t.Errorf("direct %v after an unaligned write, note %q", d.direct, note)
+	}
+	if err := d.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got := readBacking(t, backing); string(got[8192:8192+10]) != "homestaker" {
+		t.Errorf("buffered write not on the stick: %q", got[8192:8202])
+	}
+}

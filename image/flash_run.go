@@ -131,6 +131,9 @@ func (f *Flasher) Flash(ctx context.Context, job FlashJob, o FlashOptions) (Flas
 		return res, &VerifyError{Device: job.Device, Bytes: job.ImageBytes, ImageSHA256: sums.Image, DeviceSHA256: sums.Device}
 	}
 	res.SHA256 = sums.Image
+	if err := dev.rereadPartitions(); err != nil {
+		f.say(fmt.Sprintf("note: the kernel did not re-read the new partition table (%v): unplug and replug the stick to see its partitions", err))
+	}
 	f.say(fmt.Sprintf("verified in %s (%s): %s holds the image, SHA-256 %s",
 		res.Verify.Round(ms), rateText(float64(job.ImageBytes)/res.Verify.Seconds()), job.Device, sums.Image))
 	return res, nil

@@ -219,11 +219,14 @@ func (f *Flasher) blockSize() (int, error) {
 	return f.BlockSize, nil
 }
 
-// describe names a disk for the user: path, by-id, model and size.
-func describe(d disk.BlockDevice) string {
-	parts := []string{d.Path}
-	if d.ByID != "" {
-		parts = append(parts, d.ByID)
+// describe names a disk for the user: path, by-id, model and size, leaving
+// out the name the user gave (named).
+func describe(d disk.BlockDevice, named string) string {
+	var parts []string
+	for _, p := range []string{d.Path, d.ByID} {
+		if p != "" && p != named {
+			parts = append(parts, p)
+		}
 	}
 	if d.Model != "" {
 		parts = append(parts, d.Model)

@@ -29,7 +29,7 @@ func (f *Flasher) Flash(ctx context.Context, job FlashJob, o FlashOptions) (Flas
 	if err != nil {
 		return FlashResult{}, err
 	}
-	f.say(fmt.Sprintf("re-check %s (%s) and %s", job.Device, describe(job.Target), job.Image))
+	f.say(fmt.Sprintf("re-check %s (%s) and %s", job.Device, describe(job.Target, job.Device), job.Image))
 	st, err := checkImage(job.Image)
 	if err != nil {
 		return FlashResult{}, err

@@ -8,7 +8,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -191,17 +190,11 @@ func TestProgressPrinter(t *testing.T) {
 func loopStickCLI(t *testing.T, size int64) (string, string) {
 	t.Helper()
 	testutil.RequireRoot(t)
-	testutil.RequireTool(t, "losetup")
 	backing := filepath.Join(t.TempDir(), "stick.img")
 	if err := os.WriteFile(backing, bytes.Repeat([]byte{0xAA}, int(size)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("losetup", "--find", "--show", backing).CombinedOutput()
-	if err != nil {
-		testutil.Missing(t, "a loop device: losetup: "+strings.TrimSpace(string(out)))
-	}
-	dev := strings.TrimSpace(string(out))
-	t.Cleanup(func() { exec.Command("losetup", "-d", dev).Run() })
+	dev := testutil.AttachLoop(t, backing)
 	return dev, backing
 }
 

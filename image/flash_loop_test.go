@@ -25,7 +25,6 @@ import (
 func loopStick(t testing.TB, size int64, fill byte) (string, string) {
 	t.Helper()
 	testutil.RequireRoot(t)
-	testutil.RequireTool(t, "losetup")
 	backing := filepath.Join(t.TempDir(), "stick.img")
 	f, err := os.Create(backing)
 	if err != nil {
@@ -43,16 +42,7 @@ func loopStick(t testing.TB, size int64, fill byte) (string, string) {
 		t.Fatal(err)
 	}
 	f.Close()
-	out, err := exec.Command("losetup", "--find", "--show", backing).CombinedOutput()
-	if err != nil {
-		testutil.Missing(t, "a loop device: losetup: "+strings.TrimSpace(string(out)))
-	}
-	dev := strings.TrimSpace(string(out))
-	t.Cleanup(func() {
-		if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil {
-			t.Errorf("losetup -d %s: %v: %s", dev, err, out)
-		}
-	})
+	dev := testutil.AttachLoop(t, backing)
 	return dev, backing
 }
 
@@ -252,17 +242,11 @@ func TestFlashLoopRefusesBusyOrMounted(t *testing.T) {
 func loopStick4K(t *testing.T, size int64) (string, string) {
 	t.Helper()
 	testutil.RequireRoot(t)
-	testutil.RequireTool(t, "losetup")
 	backing := filepath.Join(t.TempDir(), "stick.img")
 	if err := os.WriteFile(backing, bytes.Repeat([]byte{0xAA}, int(size)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("losetup", "--find", "--show", "--sector-size", "4096", backing).CombinedOutput()
-	if err != nil {
-		testutil.Missing(t, "a loop device with 4096-byte sectors: losetup: "+strings.TrimSpace(string(out)))
-	}
-	dev := strings.TrimSpace(string(out))
-	t.Cleanup(func() { exec.Command("losetup", "-d", dev).Run() })
+	dev := testutil.AttachLoop(t, backing, "--sector-size", "4096")
 	return dev, backing
 }
 

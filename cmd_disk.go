@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/homestaker/homestaker/disk"
+	"github.com/homestaker/homestaker/plan"
 	"github.com/homestaker/homestaker/report"
 )
 
@@ -186,11 +187,36 @@ func runDiskFormat(ctx context.Context, env *cliEnv, sys disk.System, args []str
 		return exitOK
 	}
 
-	devs, err := disk.Discover(sys)
+	return formatPlanDisk(ctx, env, f, p, opts, func(target disk.BlockDevice, placed disk.Layout) int {
+		if *dryRun {
+			return exitOK
+		}
+		describeErase(env.stderr, p, target, placed)
+		return confirmTarget(env, *yes, *confirm, p.Disk.Device, eraseNames(p, target))
+	})
+}
+
+// formatPlanDisk erases and formats the plan's data disk with f, after
+// approve (the typed confirmation) accepts the target found on this machine.
+// Refusals (disk missing, in use) return exitRefused.
+func formatPlanDisk(ctx context.Context, env *cliEnv, f *disk.Formatter, p plan.Plan, opts disk.Options, approve func(disk.BlockDevice, disk.Layout) int) int {
+	fail := func(err error) int {
+		fmt.Fprintf(env.stderr, "homestaker disk format: %v\n", err)
+		var refused *disk.RefusedError
+		if errors.As(err, &refused) {
+			return exitRefused
+		}
+		return exitFailure
+	}
+	layout, err := disk.New(p)
 	if err != nil {
 		return fail(err)
 	}
-	target, err := disk.Lookup(sys, devs, p.Disk.Device)
+	devs, err := disk.Discover(f.System)
+	if err != nil {
+		return fail(err)
+	}
+	target, err := disk.Lookup(f.System, devs, p.Disk.Device)
 	if err != nil {
 		return fail(&disk.RefusedError{Target: p.Disk.Device, Reason: err.Error()})
 	}
@@ -201,31 +227,44 @@ func runDiskFormat(ctx context.Context, env *cliEnv, sys disk.System, args []str
 	if err != nil {
 		return fail(fmt.Errorf("disk %s: %w", p.Disk.Device, err))
 	}
-	if !*dryRun {
-		what := []string{target.Path, target.Model, sizeText(target.SizeBytes)}
-		if target.Path == p.Disk.Device {
-			what = what[1:]
-		}
-		if target.Model == "" {
-			what = append(what[:len(what)-2], what[len(what)-1])
-		}
-		fmt.Fprintf(env.stderr, "This erases %s (%s)", p.Disk.Device, strings.Join(what, ", "))
-		if len(target.Partitions) > 0 {
-			fmt.Fprintf(env.stderr, " and its partitions %s", strings.Join(target.Partitions, ", "))
-		}
-		fmt.Fprintf(env.stderr, ":\n%s", placed.String())
-		names := []string{p.Disk.Device, target.Path}
-		if target.ByID != "" {
-			names = append(names, target.ByID)
-		}
-		if code := confirmTarget(env, *yes, *confirm, p.Disk.Device, names); code != exitOK {
-			return code
-		}
+	if code := approve(target, placed); code != exitOK {
+		return code
 	}
 	if err := f.Device(ctx, placed, target, opts); err != nil {
 		return fail(err)
 	}
 	return exitOK
+}
+
+// eraseNames are the spellings of the disk accepted when it is typed back.
+func eraseNames(p plan.Plan, target disk.BlockDevice) []string {
+	names := []string{p.Disk.Device, target.Path}
+	if target.ByID != "" {
+		names = append(names, target.ByID)
+	}
+	return names
+}
+
+// describeErase says which disk is erased and the partition table it gets.
+func describeErase(w io.Writer, p plan.Plan, target disk.BlockDevice, placed disk.Layout) {
+	fmt.Fprintf(w, "This erases %s (%s)", p.Disk.Device, eraseDetail(p, target))
+	if len(target.Partitions) > 0 {
+		fmt.Fprintf(w, " and its partitions %s", strings.Join(target.Partitions, ", "))
+	}
+	fmt.Fprintf(w, ":\n%s", placed.String())
+}
+
+// eraseDetail names the disk's other spellings, model and size.
+func eraseDetail(p plan.Plan, target disk.BlockDevice) string {
+	var what []string
+	if target.Path != p.Disk.Device {
+		what = append(what, target.Path)
+	}
+	if target.Model != "" {
+		what = append(what, target.Model)
+	}
+	what = append(what, sizeText(target.SizeBytes))
+	return strings.Join(what, ", ")
 }
 
 // confirmTarget asks for the target to be named: headless with --yes

@@ -40,11 +40,14 @@ type cliEnv struct {
 func commands() []command {
 	return []command{
 		// One line per subcommand, in the order of the README.
+		{"install", "the wizard (the default); with --answers FILE, the same without questions", runInstall},
 		{"validate", "check an answers file and print every problem with its field path", runValidate},
 		{"schema", "print the JSON Schema of the answers file", runSchema},
 		{"render", "write the flake for an answers file without touching disks", runRender},
 		{"build", "nix build a host's kexec tree or ISO, with progress", runBuild},
+		{"detect", "print the detected hardware, disks and network", runDetect},
 		{"disk", "list disks, or partition and format the data disk", runDisk},
+		{"kexec", "check the machine, carry the network over and boot the node from RAM", runKexec},
 		{"flash", "write an ISO or SD image to a USB stick or card, then verify it", runFlash},
 	}
 }
@@ -59,8 +62,7 @@ func main() {
 // run dispatches to a subcommand and returns the exit code.
 func run(ctx context.Context, env *cliEnv, args []string) int {
 	if len(args) == 0 {
-		usage(env.stderr)
-		return exitUsage
+		return runWizard(ctx, env)
 	}
 	name := args[0]
 	if name == "-h" || name == "--help" || name == "help" {

@@ -17,7 +17,8 @@ var Catalogue []byte
 var Networks []byte
 
 // Modules holds the NixOS modules every generated flake carries under
-// modules/ (paths are "nix/modules/<name>.nix").
+// modules/ (paths are "nix/modules/<name>"), with the helper files they
+// refer to (network-carry.nix runs network-carry.sh and network-carry.jq).
 //
-//go:embed nix/modules/*.nix
+//go:embed nix/modules/*.nix nix/modules/*.jq nix/modules/*.sh
 var Modules embed.FS

@@ -77,6 +77,7 @@ func flakeNix() []byte {
             disko.nixosModules.disko
             ./modules/base.nix
             ./modules/data-disk.nix
+            ./modules/network-carry.nix
             (if host.format == "iso" then ./modules/iso.nix else ./modules/kexec-tree.nix)
             (./hosts + "/${name}")
           ] ++ lib.optional (host.board == "rpi4") ./modules/rpi4.nix;

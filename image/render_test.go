@@ -133,8 +133,15 @@ func TestRenderedNixParses(t *testing.T) {
 		}
 		return nil
 	})
-	if n < 3*3+6 {
+	if n < 3*3+7 {
 		t.Errorf("parsed only %d .nix files", n)
+	}
+	// network-carry.nix refers to its helpers by relative path: they must
+	// sit next to it in the flake.
+	for _, f := range []string{"network-carry.nix", "network-carry.sh", "network-carry.jq"} {
+		if _, err := os.Stat(filepath.Join(dir, "modules", f)); err != nil {
+			t.Errorf("rendered flake lacks modules/%s: %v", f, err)
+		}
 	}
 }
 

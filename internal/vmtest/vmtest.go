@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,6 +57,20 @@ type Config struct {
 	// Kernel is the kernel image (default: the host's /boot/vmlinuz-<ver>
 	// with modules in /lib/modules/<ver>).
 	Kernel string
+	// NICs are virtio network cards on a QEMU user-mode network; the
+	// guest sees them as eth0, eth1, … with virtio_net loaded.
+	NICs []NIC
+	// Expect, when set, ends the run successfully as soon as the console
+	// matches it: for a guest that never returns from its script (it
+	// kexecs into another kernel, say). Result.ExitCode is then -1 unless
+	// the script did exit.
+	Expect *regexp.Regexp
+}
+
+// NIC is a virtio network card.
+type NIC struct {
+	// MAC is its address, e.g. "52:54:00:12:34:56".
+	MAC string
 }
 
 // Result is what a guest run produced.
@@ -65,6 +80,8 @@ type Result struct {
 	// ExitCode is the script's exit status.
 	ExitCode int
 	Duration time.Duration
+	// Matched reports that Config.Expect matched the console.
+	Matched bool
 }
 
 // baseModules give the guest its virtio PCI bus, the 9p host share and virtio disks.
@@ -110,7 +127,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	defer os.RemoveAll(work)
 	initrd := filepath.Join(work, "initrd.cpio")
-	if err := buildInitrd(initrd, modDir, baseModules, cfg.Modules, cfg.Script, cfg.ShareDir != ""); err != nil {
+	extra := cfg.Modules
+	if len(cfg.NICs) > 0 {
+		extra = append(append([]string{}, extra...), "virtio_net")
+	}
+	if err := buildInitrd(initrd, modDir, baseModules, extra, cfg.Script, cfg.ShareDir != ""); err != nil {
 		return Result{}, fmt.Errorf("build the guest initrd: %w", err)
 	}
 	args := []string{
@@ -133,6 +154,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			"-drive", fmt.Sprintf("file=%s,format=raw,if=none,id=%s,cache=writeback", escapeComma(d.Path), id),
 			"-device", fmt.Sprintf("virtio-blk-pci,drive=%s,serial=vmtest%d,logical_block_size=%d,physical_block_size=%d", id, i, ss, ss))
 	}
+	for i, n := range cfg.NICs {
+		args = append(args,
+			"-netdev", fmt.Sprintf("user,id=net%d", i),
+			"-device", fmt.Sprintf("virtio-net-pci,netdev=net%d,mac=%s", i, n.MAC))
+	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
@@ -141,10 +167,38 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	cmd.Stderr = &console
 	cmd.Stdin = nil
 	start := time.Now()
+	var matched atomic.Bool
+	watchDone := make(chan struct{})
+	if cfg.Expect != nil {
+		// Stop the guest once the console shows what the test waits for.
+		go func() {
+			tick := time.NewTicker(100 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-watchDone:
+					return
+				case <-tick.C:
+					if cfg.Expect.MatchString(console.String()) {
+						matched.Store(true)
+						cancel()
+						return
+					}
+				}
+			}
+		}()
+	}
 	runErr := cmd.Run()
+	close(watchDone)
 	res := Result{Console: console.String(), Duration: time.Since(start), ExitCode: -1}
+	if cfg.Expect != nil && (matched.Load() || cfg.Expect.MatchString(res.Console)) {
+		res.Matched = true
+	}
 	if m := regexp.MustCompile(exitMarker + `(\d+)`).FindStringSubmatch(res.Console); m != nil {
 		res.ExitCode, _ = strconv.Atoi(m[1])
+		return res, nil
+	}
+	if res.Matched {
 		return res, nil
 	}
 	if ctx.Err() != nil {

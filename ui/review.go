@@ -1,0 +1,98 @@
+package ui
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/homestaker/homestaker/plan"
+)
+
+// Review is what applying a plan will do, as the review screen (and
+// `homestaker install --dry-run`) shows it. It is computed without side
+// effects by the caller (files from a dry run of the flake step, the disk
+// from detection).
+type Review struct {
+	Plan plan.Plan
+	// FlakeDir and PrivateDir are where the flake and the private keys go.
+	FlakeDir, PrivateDir string
+	// AnswersPath is the answers file (hosts/<name>/homestaker.json).
+	AnswersPath string
+	// Files are the flake's files with what writing them does ("create",
+	// "update", "unchanged", "keep").
+	Files []FileAction
+	// Keys are notes about keys (generated or kept).
+	Keys []string
+	// EraseDevice is the data disk that will be erased ("" if none) and
+	// EraseDetail its by-id name, size and model; ConfirmNames are the
+	// spellings accepted when typing it back.
+	EraseDevice  string
+	EraseDetail  string
+	ConfirmNames []string
+	// Build says what will be built; Boot how the node will boot.
+	Build, Boot string
+	// Warnings are the plan's warnings.
+	Warnings []plan.Problem
+	// Blocker, when set, is why the whole plan cannot be applied here
+	// (for example no Nix to build with); the flake can still be written.
+	Blocker string
+	// Problem is set when the review itself failed (unreadable flake folder).
+	Problem string
+}
+
+// FileAction is one file of the flake and what writing it does.
+type FileAction struct {
+	Path   string
+	Action string
+}
+
+var actionMark = map[string]string{"create": "+", "update": "~", "unchanged": "=", "keep": "="}
+
+// Text is the review as lines of text: colours mark the erased disk and
+// warnings, and the text reads the same without them.
+func (r Review) Text() string {
+	var b strings.Builder
+	p := r.Plan
+	fmt.Fprintf(&b, "%s: %s on %s, %s + %s", p.Host.Name, p.Host.Arch, p.Ethereum.Network, p.Ethereum.Execution, p.Ethereum.Consensus)
+	if p.Ethereum.Validator.Enable {
+		b.WriteString(", validator")
+	}
+	if p.Ethereum.MevBoost.Enable {
+		fmt.Fprintf(&b, ", MEV-boost (%d relays)", len(p.Ethereum.MevBoost.Relays))
+	}
+	b.WriteString("\n")
+	if r.Problem != "" {
+		b.WriteString(problemStyle.Render("✗ "+r.Problem) + "\n")
+	}
+	if r.Blocker != "" {
+		b.WriteString(warnStyle.Render("! Only the flake can be written here: "+r.Blocker) + "\n")
+	}
+	if r.EraseDevice != "" {
+		b.WriteString(eraseStyle.Render("! ERASE "+r.EraseDevice) + "\n")
+		if r.EraseDetail != "" {
+			b.WriteString(eraseStyle.Render("  "+strings.ReplaceAll(r.EraseDetail, "\n", "\n  ")) + "\n")
+		}
+		fmt.Fprintf(&b, "  GPT, one %s partition labelled homestaker\n", p.Disk.Filesystem)
+	}
+	fmt.Fprintf(&b, "Flake in %s:\n", r.FlakeDir)
+	for _, f := range r.Files {
+		mark := actionMark[f.Action]
+		if mark == "" {
+			mark = "?"
+		}
+		fmt.Fprintf(&b, "  %s %-9s %s\n", mark, f.Action, f.Path)
+	}
+	for _, k := range r.Keys {
+		fmt.Fprintf(&b, "  %s\n", k)
+	}
+	if r.Build != "" {
+		fmt.Fprintf(&b, "Build: %s\n", r.Build)
+	}
+	if r.Boot != "" {
+		fmt.Fprintf(&b, "Boot: %s\n", r.Boot)
+	}
+	fmt.Fprintf(&b, "Answers file: %s\n", r.AnswersPath)
+	for _, w := range r.Warnings {
+		b.WriteString(warnStyle.Render("! "+w.Message) + "\n")
+	}
+	return strings.TrimRight(b.String(), "\n")
+}

@@ -1,0 +1,447 @@
+package ui
+
+import (
+	"strings"
+
+	"charm.land/bubbles/v2/viewport"
+	tea "charm.land/bubbletea/v2"
+	"charm.land/huh/v2"
+	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/x/ansi"
+)
+
+// Outcome is how the wizard ended.
+type Outcome int
+
+// Outcomes of the wizard.
+const (
+	// Interrupted: Ctrl-C; nothing may be written.
+	Interrupted Outcome = iota
+	// Quit: the user chose to stop at the review; nothing is written.
+	Quit
+	// FlakeOnly: write the flake and answers, touch no disk.
+	FlakeOnly
+	// ApplyAll: write the flake, erase the confirmed disk, build, boot.
+	ApplyAll
+)
+
+// ReviewFunc describes, without side effects, what applying the plan of w
+// would do; the wizard shows it on its review screen.
+type ReviewFunc func(w *Wizard) Review
+
+// Model is the full-screen wizard: the question screens, the review and the
+// typed confirmation. It ends with an Outcome; the steps run after it.
+type Model struct {
+	w       *Wizard
+	review  ReviewFunc
+	observe func(Answers, int)
+
+	idx     int // current question screen; len(screenIDs) = review, +1 = confirm
+	screen  Screen
+	form    *huh.Form
+	problem string
+
+	rev      Review
+	view     viewport.Model
+	choice   string
+	confirm  string
+	width    int
+	height   int
+	outcome  Outcome
+	quitting bool
+}
+
+const (
+	choiceApply = "apply"
+	choiceFlake = "flake"
+	choiceBack  = "back"
+	choiceQuit  = "quit"
+)
+
+// NewModel returns the wizard starting at screen start. review describes
+// the plan on the review screen; observe (optional) is called with the
+// answers and screen index after every change, for the draft kept when the
+// connection drops.
+func NewModel(w *Wizard, start int, review ReviewFunc, observe func(Answers, int)) *Model {
+	m := &Model{w: w, review: review, observe: observe, width: 80, height: 24}
+	if start < 0 || start >= len(screenIDs) {
+		start = 0
+	}
+	m.goTo(start)
+	return m
+}
+
+// Outcome is how the wizard ended.
+func (m *Model) Outcome() Outcome { return m.outcome }
+
+// Review is the review the user confirmed.
+func (m *Model) Review() Review { return m.rev }
+
+// Screen is the index of the current screen.
+func (m *Model) Screen() int { return m.idx }
+
+var (
+	titleStyle   = lipgloss.NewStyle().Bold(true)
+	dimStyle     = lipgloss.NewStyle().Faint(true)
+	problemStyle = lipgloss.NewStyle().Foreground(lipgloss.Red).Bold(true)
+	eraseStyle   = lipgloss.NewStyle().Foreground(lipgloss.Red).Bold(true)
+	warnStyle    = lipgloss.NewStyle().Foreground(lipgloss.Yellow)
+)
+
+func theme() huh.Theme { return huh.ThemeFunc(huh.ThemeBase16) }
+
+func keymap() *huh.KeyMap {
+	k := huh.NewDefaultKeyMap()
+	return k
+}
+
+// goTo builds the form of screen i (a question screen, the review or the confirmation).
+func (m *Model) goTo(i int) {
+	m.idx = i
+	m.problem = ""
+	n := len(screenIDs)
+	switch {
+	case i < n:
+		m.screen = m.w.Screens()[i]
+		m.form = m.questionForm(m.screen)
+	case i == n:
+		m.rev = m.review(m.w)
+		m.choice = choiceApply
+		if m.rev.Blocker != "" || m.rev.EraseDevice == "" {
+			m.choice = choiceFlake
+		}
+		m.form = huh.NewForm(huh.NewGroup(
+			huh.NewSelect[string]().Title("What now?").Options(m.choices()...).Value(&m.choice),
+		))
+		m.view = viewport.New()
+	default:
+		m.confirm = ""
+		accept := m.rev.ConfirmNames
+		m.form = huh.NewForm(huh.NewGroup(
+			huh.NewInput().Title("Type " + m.rev.EraseDevice + " to erase it, or press Esc to go back").
+				Value(&m.confirm).
+				Validate(func(s string) error {
+					if contains(accept, strings.TrimSpace(s)) {
+						return nil
+					}
+					return errNotDevice(m.rev.EraseDevice)
+				}),
+		))
+	}
+	m.form = m.form.WithTheme(theme()).WithKeyMap(keymap()).WithShowHelp(true)
+	m.layout()
+	m.notify()
+}
+
+type errNotDevice string
+
+func (e errNotDevice) Error() string { return "type " + string(e) + " exactly to erase it" }
+
+func (m *Model) choices() []huh.Option[string] {
+	var opts []huh.Option[string]
+	if m.rev.Blocker == "" && m.rev.EraseDevice != "" {
+		opts = append(opts, huh.NewOption("Apply: write the flake, erase the disk above, build, boot", choiceApply))
+	}
+	opts = append(opts,
+		huh.NewOption("Write the flake and answers only (no disk is touched)", choiceFlake),
+		huh.NewOption("Go back and change answers", choiceBack),
+		huh.NewOption("Quit without writing anything", choiceQuit),
+	)
+	return opts
+}
+
+// questionForm turns a screen's groups into a huh form.
+func (m *Model) questionForm(s Screen) *huh.Form {
+	// Lists get a page each so every page fits 80x24; short inputs that
+	// follow each other share one.
+	var groups []*huh.Group
+	for _, g := range s.Groups {
+		g := g
+		var fields []huh.Field
+		flush := func() {
+			if len(fields) == 0 {
+				return
+			}
+			hg := huh.NewGroup(fields...)
+			if g.Show != nil {
+				hg = hg.WithHideFunc(func() bool { return !g.Show() })
+			}
+			groups = append(groups, hg)
+			fields = nil
+		}
+		for _, q := range g.Questions {
+			f := field(q)
+			if f == nil {
+				continue
+			}
+			switch q.Kind {
+			case Select, MultiSelect, Text:
+				flush()
+				fields = append(fields, f)
+				flush()
+			default:
+				fields = append(fields, f)
+			}
+		}
+		flush()
+	}
+	if len(groups) == 0 {
+		groups = append(groups, huh.NewGroup(huh.NewNote().Title("Press Enter to begin.").Next(true).NextLabel("Begin")))
+	}
+	return huh.NewForm(groups...)
+}
+
+// describe joins a question's help and live feedback.
+func describe(q Question, v string) string {
+	parts := []string{}
+	if q.Help != "" {
+		parts = append(parts, q.Help)
+	}
+	feedback := ""
+	if q.Feedback != nil {
+		feedback = q.Feedback(v)
+	}
+	if feedback != "" {
+		parts = append(parts, feedback)
+	}
+	// Say what is wrong as it is typed, in full (the form's own error line
+	// is one truncated line).
+	if (q.Kind == Input || q.Kind == Text) && q.Validate != nil && strings.TrimSpace(v) != "" && !strings.HasPrefix(feedback, "✗") {
+		if err := q.Validate(strings.TrimSpace(v)); err != nil {
+			parts = append(parts, "✗ "+err.Error())
+		}
+	}
+	return strings.Join(parts, "\n")
+}
+
+func field(q Question) huh.Field {
+	validate := func(s string) error {
+		if q.Validate == nil {
+			return nil
+		}
+		return q.Validate(strings.TrimSpace(s))
+	}
+	switch q.Kind {
+	case Select:
+		var opts []huh.Option[string]
+		for _, o := range q.Options {
+			opts = append(opts, huh.NewOption(o.Label, o.Value))
+		}
+		return huh.NewSelect[string]().Title(q.Title).Options(opts...).Value(q.Str).
+			DescriptionFunc(func() string { return describe(q, *q.Str) }, q.Str).Validate(validate)
+	case MultiSelect:
+		var opts []huh.Option[string]
+		for _, o := range q.Options {
+			opts = append(opts, huh.NewOption(o.Label, o.Value).Selected(contains(*q.Multi, o.Value)))
+		}
+		return huh.NewMultiSelect[string]().Title(q.Title).Description(q.Help).Options(opts...).Height(len(opts) + 3).Value(q.Multi).
+			Validate(func([]string) error { return validate("") })
+	case Input:
+		return huh.NewInput().Title(q.Title).Value(q.Str).
+			DescriptionFunc(func() string { return describe(q, *q.Str) }, q.Str).Validate(validate)
+	case Text:
+		return huh.NewText().Title(q.Title).Description(q.Help + " (Tab goes on)").Lines(3).Value(q.Str).Validate(validate)
+	case Confirm:
+		return huh.NewConfirm().Title(q.Title).Description(q.Help).Affirmative("Yes").Negative("No").Value(q.Bool)
+	case Note:
+		return huh.NewNote().Title(q.Title).Description(q.Help)
+	}
+	return nil
+}
+
+func (m *Model) notify() {
+	if m.observe != nil && m.idx < len(screenIDs) {
+		m.observe(m.w.A, m.idx)
+	}
+}
+
+// chrome is the number of lines around the form: header, intro, problem, footer.
+func (m *Model) header() string {
+	n := len(screenIDs) + 2
+	var title string
+	switch {
+	case m.idx < len(screenIDs):
+		title = m.screen.Title
+	case m.idx == len(screenIDs):
+		title = "Review"
+	default:
+		title = "Confirm"
+	}
+	left := titleStyle.Render("homestaker") + dimStyle.Render(" · step "+itoa(m.idx+1)+" of "+itoa(n)+" · ") + titleStyle.Render(title)
+	right := "ctrl+c quit"
+	if m.idx > 0 {
+		right = "esc back · " + right
+	}
+	if m.idx == len(screenIDs) {
+		right = "pgup/pgdn scroll · " + right
+	}
+	gap := min(m.width, 100) - lipgloss.Width(left) - lipgloss.Width(right)
+	if gap < 2 {
+		return left
+	}
+	return left + strings.Repeat(" ", gap) + dimStyle.Render(right)
+}
+
+func itoa(i int) string {
+	const digits = "0123456789"
+	if i < 10 {
+		return digits[i : i+1]
+	}
+	return itoa(i/10) + digits[i%10:i%10+1]
+}
+
+func (m *Model) intro() string {
+	switch {
+	case m.idx < len(screenIDs):
+		return m.screen.Intro
+	case m.idx > len(screenIDs):
+		return eraseStyle.Render("This erases everything on "+m.rev.EraseDevice) + "\n" + m.rev.EraseDetail
+	}
+	return ""
+}
+
+// layout sizes the form (and the review's viewport) to the window.
+func (m *Model) layout() {
+	w := m.width
+	if w > 100 {
+		w = 100
+	}
+	used := 2 // header, blank
+	if in := m.intro(); in != "" {
+		used += lipgloss.Height(ansi.Wrap(in, w, " /")) + 1
+	}
+	if m.problem != "" {
+		used += lipgloss.Height(m.problem)
+	}
+	if m.idx == len(screenIDs) {
+		formH := 8
+		m.view.SetWidth(w)
+		m.view.SetContent(ansi.Wrap(m.rev.Text(), w, " /"))
+		m.view.SetHeight(max(3, m.height-used-formH))
+		used = m.height - formH
+	}
+	m.form = m.form.WithWidth(w).WithHeight(max(5, m.height-used-1))
+}
+
+// Init starts the first form.
+func (m *Model) Init() tea.Cmd { return m.form.Init() }
+
+// Update handles keys, window sizes and the forms' progress.
+func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.width, m.height = msg.Width, msg.Height
+		m.layout()
+	case tea.KeyPressMsg:
+		switch msg.String() {
+		case "ctrl+c":
+			m.outcome = Interrupted
+			m.quitting = true
+			return m, tea.Quit
+		case "esc":
+			if m.idx > 0 {
+				m.goTo(m.idx - 1)
+				return m, m.form.Init()
+			}
+			return m, nil
+		case "pgup", "pgdown":
+			if m.idx == len(screenIDs) {
+				var cmd tea.Cmd
+				m.view, cmd = m.view.Update(msg)
+				return m, cmd
+			}
+		}
+	}
+	f, cmd := m.form.Update(msg)
+	if hf, ok := f.(*huh.Form); ok {
+		m.form = hf
+	}
+	switch m.form.State {
+	case huh.StateAborted:
+		m.outcome = Interrupted
+		m.quitting = true
+		return m, tea.Quit
+	case huh.StateCompleted:
+		return m, m.next()
+	}
+	m.notify()
+	return m, cmd
+}
+
+// next accepts the current screen and moves on.
+func (m *Model) next() tea.Cmd {
+	n := len(screenIDs)
+	switch {
+	case m.idx < n:
+		if m.screen.Check != nil {
+			if err := m.screen.Check(); err != nil {
+				m.goTo(m.idx)
+				m.problem = problemStyle.Render("✗ " + err.Error())
+				m.layout()
+				return m.form.Init()
+			}
+		}
+		if m.screen.Done != nil {
+			m.screen.Done()
+		}
+		m.goTo(m.idx + 1)
+		return m.form.Init()
+	case m.idx == n:
+		switch m.choice {
+		case choiceBack:
+			m.goTo(n - 1)
+			return m.form.Init()
+		case choiceQuit:
+			m.outcome, m.quitting = Quit, true
+			return tea.Quit
+		case choiceFlake:
+			m.outcome, m.quitting = FlakeOnly, true
+			return tea.Quit
+		}
+		m.goTo(n + 1)
+		return m.form.Init()
+	default:
+		m.outcome, m.quitting = ApplyAll, true
+		return tea.Quit
+	}
+}
+
+// View draws the current screen.
+func (m *Model) View() tea.View {
+	if m.quitting {
+		return tea.NewView("")
+	}
+	var b strings.Builder
+	b.WriteString(m.header())
+	b.WriteString("\n\n")
+	if in := m.intro(); in != "" {
+		b.WriteString(ansi.Wrap(in, min(m.width, 100), " /"))
+		b.WriteString("\n\n")
+	}
+	if m.idx == len(screenIDs) {
+		b.WriteString(m.view.View())
+		b.WriteString("\n")
+	}
+	if m.problem != "" {
+		b.WriteString(m.problem)
+		b.WriteString("\n")
+	}
+	b.WriteString(m.form.View())
+	body := strings.TrimRight(b.String(), "\n")
+	if lines := strings.Split(body, "\n"); m.height > 0 && len(lines) > m.height {
+		body = strings.Join(lines[:m.height], "\n")
+	}
+	v := tea.NewView(body)
+	v.AltScreen = true
+	return v
+}
+
+// Plain returns a view's text without colours or styles, for golden tests
+// and logs.
+func Plain(v tea.View) string {
+	lines := strings.Split(ansi.Strip(v.Content), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " ")
+	}
+	return strings.Join(lines, "\n")
+}

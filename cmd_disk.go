@@ -270,6 +270,12 @@ func eraseDetail(p plan.Plan, target disk.BlockDevice) string {
 // confirmTarget asks for the target to be named: headless with --yes
 // --confirm-device, interactively by typing it. names are the accepted spellings.
 func confirmTarget(env *cliEnv, yes bool, confirm, shown string, names []string) int {
+	return confirmTargetFor(env, "disk format", yes, confirm, shown, names)
+}
+
+// confirmTargetFor is confirmTarget for the subcommand cmd ("flash"), which
+// its messages name.
+func confirmTargetFor(env *cliEnv, cmd string, yes bool, confirm, shown string, names []string) int {
 	matches := func(s string) bool {
 		for _, n := range names {
 			if s == n {
@@ -282,13 +288,13 @@ func confirmTarget(env *cliEnv, yes bool, confirm, shown string, names []string)
 		if matches(confirm) {
 			return exitOK
 		}
-		fmt.Fprintf(env.stderr, "homestaker disk format: refusing: --confirm-device %q does not name the target %s\n", confirm, shown)
+		fmt.Fprintf(env.stderr, "homestaker %s: refusing: --confirm-device %q does not name the target %s\n", cmd, confirm, shown)
 		return exitRefused
 	}
 	fmt.Fprintf(env.stderr, "Everything on %s will be lost. Type its path to go on: ", shown)
 	line, err := bufio.NewReader(env.stdin).ReadString('\n')
 	if err != nil && err != io.EOF || !matches(strings.TrimSpace(line)) {
-		fmt.Fprintf(env.stderr, "\nhomestaker disk format: refusing: the typed path does not name %s; nothing was written\n", shown)
+		fmt.Fprintf(env.stderr, "\nhomestaker %s: refusing: the typed path does not name %s; nothing was written\n", cmd, shown)
 		return exitRefused
 	}
 	return exitOK

@@ -48,6 +48,7 @@ func commands() []command {
 		{"detect", "print the detected hardware, disks and network", runDetect},
 		{"disk", "list disks, or partition and format the data disk", runDisk},
 		{"kexec", "check the machine, carry the network over and boot the node from RAM", runKexec},
+		{"flash", "write an ISO or SD image to a USB stick or card, then verify it", runFlash},
 	}
 }
 

@@ -29,6 +29,12 @@ func Check(sys System, want BlockDevice) (BlockDevice, error) {
 	if err != nil {
 		return BlockDevice{}, err
 	}
+	return CheckIn(devs, want)
+}
+
+// CheckIn is Check against devs, a fresh listing of the block devices (from
+// Discover, or LoopDevices for a loop device named by its backing file).
+func CheckIn(devs []BlockDevice, want BlockDevice) (BlockDevice, error) {
 	var cur *BlockDevice
 	for i := range devs {
 		if devs[i].Name == want.Name {

@@ -57,6 +57,17 @@ func defaultBuildDeps() buildDeps {
 }
 
 // runBuild is `homestaker build DIR [--host NAME]`.
+// findNix finds the nix binary and asks its version (the caller judges
+// whether it is recent enough).
+func findNix(ctx context.Context, env *cliEnv, deps buildDeps) (string, image.NixVersion, error) {
+	nixPath, err := image.FindNix(deps.lookPath, env.getenv)
+	if err != nil {
+		return "", image.NixVersion{}, fmt.Errorf("%v.\n%s", err, image.NixInstallHint)
+	}
+	version, err := image.QueryNixVersion(ctx, deps.run, nixPath)
+	return nixPath, version, err
+}
+
 func runBuild(ctx context.Context, env *cliEnv, args []string) int {
 	return runBuildWith(ctx, env, args, defaultBuildDeps())
 }
@@ -94,12 +105,7 @@ func runBuildWith(ctx context.Context, env *cliEnv, args []string, deps buildDep
 		fmt.Fprintf(env.stderr, "homestaker build: %v\n", err)
 		return exitFailure
 	}
-	nixPath, err := image.FindNix(deps.lookPath, env.getenv)
-	if err != nil {
-		fmt.Fprintf(env.stderr, "homestaker build: %v.\n%s\n", err, image.NixInstallHint)
-		return exitFailure
-	}
-	version, err := image.QueryNixVersion(ctx, deps.run, nixPath)
+	nixPath, version, err := findNix(ctx, env, deps)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "homestaker build: %v\n", err)
 		return exitFailure

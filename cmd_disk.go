@@ -145,14 +145,7 @@ func runDiskFormat(ctx context.Context, env *cliEnv, sys disk.System, args []str
 		Reporter: report.Func(func(e report.Event) { printEvent(out, e) }),
 	}
 	opts := disk.Options{HostKeyFile: *hostKey, DryRun: *dryRun}
-	fail := func(err error) int {
-		fmt.Fprintf(env.stderr, "homestaker disk format: %v\n", err)
-		var refused *disk.RefusedError
-		if errors.As(err, &refused) {
-			return exitRefused
-		}
-		return exitFailure
-	}
+	fail := func(err error) int { return formatFailure(env, err) }
 
 	if *image != "" {
 		var size uint64
@@ -200,14 +193,7 @@ func runDiskFormat(ctx context.Context, env *cliEnv, sys disk.System, args []str
 // approve (the typed confirmation) accepts the target found on this machine.
 // Refusals (disk missing, in use) return exitRefused.
 func formatPlanDisk(ctx context.Context, env *cliEnv, f *disk.Formatter, p plan.Plan, opts disk.Options, approve func(disk.BlockDevice, disk.Layout) int) int {
-	fail := func(err error) int {
-		fmt.Fprintf(env.stderr, "homestaker disk format: %v\n", err)
-		var refused *disk.RefusedError
-		if errors.As(err, &refused) {
-			return exitRefused
-		}
-		return exitFailure
-	}
+	fail := func(err error) int { return formatFailure(env, err) }
 	layout, err := disk.New(p)
 	if err != nil {
 		return fail(err)
@@ -234,6 +220,16 @@ func formatPlanDisk(ctx context.Context, env *cliEnv, f *disk.Formatter, p plan.
 		return fail(err)
 	}
 	return exitOK
+}
+
+// formatFailure prints a disk-format error and maps it to its exit code.
+func formatFailure(env *cliEnv, err error) int {
+	fmt.Fprintf(env.stderr, "homestaker disk format: %v\n", err)
+	var refused *disk.RefusedError
+	if errors.As(err, &refused) {
+		return exitRefused
+	}
+	return exitFailure
 }
 
 // eraseNames are the spellings of the disk accepted when it is typed back.

@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -102,17 +102,12 @@ func install(ctx context.Context, env *cliEnv, f installFlags) int {
 		fmt.Fprintf(env.stderr, "homestaker: %v\n", err)
 		return exitUsage
 	}
-	s := &session{env: env, sys: systemOf(env), cat: cat, private: priv, home: env.getenv("HOME"), flags: f}
+	s := &session{env: env, sys: detectSources(env).System, cat: cat, private: priv, home: env.getenv("HOME"), flags: f}
 	s.hw = detectHardware(ctx, env)
 	if f.answers != "" {
 		return s.headless(ctx)
 	}
 	return s.wizard(ctx)
-}
-
-// systemOf is the machine to look at: "/" or the test hook's recorded machine.
-func systemOf(env *cliEnv) disk.System {
-	return disk.System{Root: env.getenv(systemRootEnv)}
 }
 
 // expandHome turns a leading ~/ into the home folder.
@@ -160,7 +155,7 @@ func (s *session) headless(ctx context.Context) int {
 	if outcome == ui.ApplyAll {
 		switch {
 		case s.flags.yes:
-			if !contains(rev.ConfirmNames, s.flags.confirm) {
+			if !slices.Contains(rev.ConfirmNames, s.flags.confirm) {
 				fmt.Fprintf(env.stderr, "homestaker install: --confirm-device %s does not name the disk being erased (%s)\n", s.flags.confirm, rev.EraseDevice)
 				return exitRefused
 			}
@@ -449,24 +444,21 @@ func (s *session) review(p plan.Plan, flakeDir string) ui.Review {
 	}
 	rev.Build = fmt.Sprintf("the %s of %s for %s with nix build", what, p.Host.Name, p.Host.Arch)
 	if rev.Blocker == "" {
-		if msg := nixProblem(); msg != "" {
+		if msg := nixProblem(s.env); msg != "" {
 			rev.Blocker = msg
 		}
 	}
 	return rev
 }
 
-// nixProblem says why the image cannot be built here, "" when it can.
-func nixProblem() string {
-	nixPath, err := image.FindNix(exec.LookPath, os.Getenv)
-	if err != nil {
-		return "Nix is not installed, so the image cannot be built here: " + image.NixInstallHint
-	}
+// nixProblem says why the image cannot be built here (the check `homestaker
+// build` makes), "" when it can.
+func nixProblem(env *cliEnv) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	v, err := image.QueryNixVersion(ctx, image.ExecRunner(image.DefaultStopGrace), nixPath)
+	_, v, err := findNix(ctx, env, defaultBuildDeps())
 	if err != nil {
-		return "Nix does not answer (" + err.Error() + "); the image cannot be built here"
+		return "the image cannot be built here: " + err.Error()
 	}
 	if !v.AtLeast(image.MinNixMajor, image.MinNixMinor) {
 		return (&image.OldNixError{Version: v}).Error()
@@ -510,7 +502,7 @@ func (s *session) apply(ctx context.Context, p plan.Plan, flakeDir string, outco
 	f := &disk.Formatter{System: s.sys, Reporter: rep}
 	code := formatPlanDisk(ctx, env, f, p, disk.Options{HostKeyFile: fr.HostKey.PrivatePath}, func(target disk.BlockDevice, _ disk.Layout) int {
 		// The user typed the device on the review; it must still be this disk.
-		if !contains(eraseNames(p, target), rev.EraseDevice) {
+		if !slices.Contains(eraseNames(p, target), rev.EraseDevice) {
 			fmt.Fprintf(env.stderr, "homestaker: the disk changed since the review: %s is now %s; nothing was erased\n", rev.EraseDevice, target.Path)
 			return exitRefused
 		}
@@ -533,13 +525,4 @@ func (s *session) apply(ctx context.Context, p plan.Plan, flakeDir string, outco
 	// it jumps.
 	step(4, total, "Boot the node from RAM (kexec)")
 	return runKexec(ctx, env, []string{flakeDir, "--host", p.Host.Name})
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }

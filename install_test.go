@@ -94,10 +94,7 @@ func TestWizardLinesWithoutTTY(t *testing.T) {
 func TestWizardHangupKeepsDraft(t *testing.T) {
 	bin := buildBinary(t)
 	home := t.TempDir()
-	root, _ := filepath.Abs("disk/testdata/server-2nvme")
-	s := startTmux(t, []string{"HOME=" + home, "HOMESTAKER_SYSTEM_ROOT=" + root}, bin)
-	s.answer("Press Enter to begin", "Enter")
-	s.answer("What will the node run on?", "Enter")
+	s := startWizard(t, bin, home)
 	s.answer("Node name", "C-u")
 	s.typeText("hupnode")
 	s.waitFor("> hupnode")
@@ -117,6 +114,7 @@ func TestWizardHangupKeepsDraft(t *testing.T) {
 	if st, err := os.Stat(draftPath); err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("draft mode: %v %v", st.Mode(), err)
 	}
+	root, _ := filepath.Abs("disk/testdata/server-2nvme")
 	s2 := startTmux(t, []string{"HOME=" + home, "HOMESTAKER_SYSTEM_ROOT=" + root}, bin)
 	s2.answer("Resume where you left off", "Enter")
 	s2.answer("What will the node run on?", "Enter")

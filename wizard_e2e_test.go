@@ -98,6 +98,17 @@ func (s *tmuxSession) answer(question string, keys ...string) {
 	s.keys(keys...)
 }
 
+// startWizard starts the real binary on the recorded 2-NVMe server with an
+// empty home, and answers the welcome and hardware screens.
+func startWizard(t *testing.T, bin, home string, env ...string) *tmuxSession {
+	t.Helper()
+	root, _ := filepath.Abs("disk/testdata/server-2nvme")
+	s := startTmux(t, append([]string{"HOME=" + home, "HOMESTAKER_SYSTEM_ROOT=" + root}, env...), bin)
+	s.answer("Press Enter to begin", "Enter")
+	s.answer("What will the node run on?", "Enter")
+	return s
+}
+
 const (
 	e2eFee = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
 	e2eKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIrAWAe8Eu8oR0nqj8sN7aHINtNpPHK2dZ4dS1IZqosR staker@laptop"
@@ -111,11 +122,7 @@ func TestWizardInTmux(t *testing.T) {
 	bin := buildBinary(t)
 	home := t.TempDir()
 	flake := filepath.Join(home, "flake")
-	root, _ := filepath.Abs("disk/testdata/server-2nvme")
-	s := startTmux(t, []string{"HOME=" + home, "HOMESTAKER_SYSTEM_ROOT=" + root, "PATH=/usr/bin:/bin"}, bin)
-
-	s.answer("Press Enter to begin", "Enter")
-	s.answer("What will the node run on?", "Enter")
+	s := startWizard(t, bin, home, "PATH=/usr/bin:/bin")
 	s.answer("Node name", "C-u")
 	s.typeText("beta")
 	s.keys("Enter")
@@ -220,10 +227,7 @@ func TestWizardInTmux(t *testing.T) {
 func TestWizardCtrlCInTmux(t *testing.T) {
 	bin := buildBinary(t)
 	home := t.TempDir()
-	root, _ := filepath.Abs("disk/testdata/server-2nvme")
-	s := startTmux(t, []string{"HOME=" + home, "HOMESTAKER_SYSTEM_ROOT=" + root}, bin)
-	s.answer("Press Enter to begin", "Enter")
-	s.answer("What will the node run on?", "Enter")
+	s := startWizard(t, bin, home)
 	s.answer("Node name", "Enter")
 	s.answer("Timezone", "Enter")
 	s.answer("Network", "Down")

@@ -71,6 +71,17 @@ func Discover(sys System) ([]BlockDevice, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list block devices: %w", err)
 	}
+	var names []string
+	for _, e := range entries {
+		if !ignoredDevice(e.Name()) {
+			names = append(names, e.Name())
+		}
+	}
+	return readDevices(sys, names)
+}
+
+// readDevices reads the named whole disks, with what uses them, sorted by name.
+func readDevices(sys System, names []string) ([]BlockDevice, error) {
 	mounts, err := readMounts(sys)
 	if err != nil {
 		return nil, err
@@ -80,12 +91,8 @@ func Discover(sys System) ([]BlockDevice, error) {
 		return nil, err
 	}
 	byID := readByID(sys)
-	var devs []BlockDevice
-	for _, e := range entries {
-		name := e.Name()
-		if ignoredDevice(name) {
-			continue
-		}
+	devs := make([]BlockDevice, 0, len(names))
+	for _, name := range names {
 		d, err := readDevice(sys, name, mounts, swaps, byID)
 		if err != nil {
 			return nil, err
@@ -350,4 +357,21 @@ func Lookup(sys System, devs []BlockDevice, path string) (BlockDevice, error) {
 		}
 	}
 	return BlockDevice{}, fmt.Errorf("%s (%s) is not a disk homestaker can use (loop, RAM, optical and virtual devices are left out)", path, name)
+}
+
+// SizeText is a disk size in the decimal units printed on disk labels
+// ("3.8 TB", "512 GB"), as homestaker shows sizes to users.
+func SizeText(n uint64) string {
+	const (
+		gb = 1000 * 1000 * 1000
+		tb = 1000 * gb
+	)
+	switch {
+	case n >= tb:
+		return fmt.Sprintf("%.1f TB", float64(n)/tb)
+	case n >= gb:
+		return fmt.Sprintf("%.0f GB", float64(n)/gb)
+	default:
+		return fmt.Sprintf("%.0f MB", float64(n)/1e6)
+	}
 }

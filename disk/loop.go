@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 )
 
@@ -39,25 +38,7 @@ func LoopDevices(sys System, backingFile string) ([]BlockDevice, error) {
 	if len(names) == 0 {
 		return nil, nil
 	}
-	mounts, err := readMounts(sys)
-	if err != nil {
-		return nil, err
-	}
-	swaps, err := readSwaps(sys)
-	if err != nil {
-		return nil, err
-	}
-	byID := readByID(sys)
-	sort.Strings(names)
-	devs := make([]BlockDevice, 0, len(names))
-	for _, n := range names {
-		d, err := readDevice(sys, n, mounts, swaps, byID)
-		if err != nil {
-			return nil, err
-		}
-		devs = append(devs, d)
-	}
-	return devs, nil
+	return readDevices(sys, names)
 }
 
 func canonicalFile(p string) (string, error) {

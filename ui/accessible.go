@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -48,6 +49,21 @@ func (l *Lines) readLine() (string, error) {
 	return strings.TrimRight(s, "\r\n"), nil
 }
 
+// answer prints a prompt and reads the trimmed reply; errBack when the
+// user asks to go back.
+func (l *Lines) answer(format string, args ...any) (string, error) {
+	l.printf(format, args...)
+	v, err := l.readLine()
+	if err != nil {
+		return "", err
+	}
+	v = strings.TrimSpace(v)
+	if v == backWord {
+		return "", errBack
+	}
+	return v, nil
+}
+
 // RunScreens asks the screens from start on, going back on ":back", and
 // returns when the last screen is answered.
 func (l *Lines) RunScreens(w *Wizard, start int) error {
@@ -88,15 +104,8 @@ func (l *Lines) screen(s Screen, i, n int) error {
 		l.printf("(type %s at any prompt to return to the previous step)\n", backWord)
 	}
 	if len(s.Groups) == 0 {
-		l.printf("Press Enter to go on. ")
-		v, err := l.readLine()
-		if err != nil {
-			return err
-		}
-		if strings.TrimSpace(v) == backWord {
-			return errBack
-		}
-		return nil
+		_, err := l.answer("Press Enter to go on. ")
+		return err
 	}
 	for _, g := range s.Groups {
 		if !g.visible() {
@@ -156,14 +165,9 @@ func (l *Lines) askOnce(q Question) error {
 			}
 			l.printf("  %d. %s\n", i+1, o.Label)
 		}
-		l.printf("Enter a number [%d]: ", def)
-		v, err := l.readLine()
+		v, err := l.answer("Enter a number [%d]: ", def)
 		if err != nil {
 			return err
-		}
-		v = strings.TrimSpace(v)
-		if v == backWord {
-			return errBack
 		}
 		n := def
 		if v != "" {
@@ -187,20 +191,15 @@ func (l *Lines) askOnce(q Question) error {
 		var defs []string
 		for i, o := range q.Options {
 			mark := " "
-			if contains(*q.Multi, o.Value) {
+			if slices.Contains(*q.Multi, o.Value) {
 				mark = "x"
 				defs = append(defs, strconv.Itoa(i+1))
 			}
 			l.printf("  %d. [%s] %s\n", i+1, mark, o.Label)
 		}
-		l.printf("Enter numbers separated by spaces [%s]: ", strings.Join(defs, " "))
-		v, err := l.readLine()
+		v, err := l.answer("Enter numbers separated by spaces [%s]: ", strings.Join(defs, " "))
 		if err != nil {
 			return err
-		}
-		v = strings.TrimSpace(v)
-		if v == backWord {
-			return errBack
 		}
 		chosen := append([]string(nil), *q.Multi...)
 		if v != "" {
@@ -210,7 +209,7 @@ func (l *Lines) askOnce(q Question) error {
 				if err != nil || n < 1 || n > len(q.Options) {
 					return invalidAnswer{fmt.Sprintf("%q: enter numbers from 1 to %d", f, len(q.Options))}
 				}
-				if !contains(chosen, q.Options[n-1].Value) {
+				if !slices.Contains(chosen, q.Options[n-1].Value) {
 					chosen = append(chosen, q.Options[n-1].Value)
 				}
 			}
@@ -227,36 +226,28 @@ func (l *Lines) askOnce(q Question) error {
 		if *q.Bool {
 			def = "Y/n"
 		}
-		l.printf("[%s]: ", def)
-		v, err := l.readLine()
+		v, err := l.answer("[%s]: ", def)
 		if err != nil {
 			return err
 		}
-		switch strings.ToLower(strings.TrimSpace(v)) {
+		switch strings.ToLower(v) {
 		case "":
 		case "y", "yes":
 			*q.Bool = true
 		case "n", "no":
 			*q.Bool = false
-		case backWord:
-			return errBack
 		default:
 			return invalidAnswer{"answer y or n"}
 		}
 		return nil
 	case Input:
+		prompt := ": "
 		if *q.Str != "" {
-			l.printf("[%s]: ", *q.Str)
-		} else {
-			l.printf(": ")
+			prompt = "[" + *q.Str + "]: "
 		}
-		v, err := l.readLine()
+		v, err := l.answer("%s", prompt)
 		if err != nil {
 			return err
-		}
-		v = strings.TrimSpace(v)
-		if v == backWord {
-			return errBack
 		}
 		if v == "" {
 			v = *q.Str
@@ -322,7 +313,7 @@ func (l *Lines) Confirm(prompt string, accept []string) error {
 		if v == "" {
 			return ErrQuit
 		}
-		if contains(accept, v) {
+		if slices.Contains(accept, v) {
 			return nil
 		}
 		l.printf("✗ %q is not the device to erase; type it exactly, or just Enter to stop.\n", v)
@@ -341,13 +332,4 @@ func (l *Lines) Choose(title string, options []string) (int, error) {
 	}
 	n, _ := strconv.Atoi(val)
 	return n - 1, nil
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }

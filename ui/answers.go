@@ -349,22 +349,6 @@ func ReadAuthorizedKeys(path string) []string {
 	return keys
 }
 
-// sizeText is a size in the units stakers see on disk labels.
-func sizeText(n uint64) string {
-	const (
-		gb = 1000 * 1000 * 1000
-		tb = 1000 * gb
-	)
-	switch {
-	case n >= tb:
-		return fmt.Sprintf("%.1f TB", float64(n)/tb)
-	case n >= gb:
-		return fmt.Sprintf("%.0f GB", float64(n)/gb)
-	default:
-		return fmt.Sprintf("%.0f MB", float64(n)/1e6)
-	}
-}
-
 // gibText is a RAM size in GiB.
 func gibText(n uint64) string {
 	return fmt.Sprintf("%.0f GiB", float64(n)/(1<<30))

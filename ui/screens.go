@@ -6,6 +6,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/homestaker/homestaker/disk"
 	"github.com/homestaker/homestaker/plan"
 	"github.com/homestaker/homestaker/secrets"
 )
@@ -417,7 +418,7 @@ func (w *Wizard) disk() Screen {
 	var usable []Option
 	var listing []string
 	for _, d := range w.HW.Disks {
-		desc := fmt.Sprintf("%-9s %8s  %s", d.Name, sizeText(d.SizeBytes), orDash(d.Model))
+		desc := fmt.Sprintf("%-9s %8s  %s", d.Name, disk.SizeText(d.SizeBytes), orDash(d.Model))
 		if d.Removable {
 			desc += " (removable)"
 		}
@@ -513,7 +514,7 @@ func (w *Wizard) keys() Screen {
 		w.A.SSHKeySource = keysPaste
 	}
 	adminOpts := []Option{
-		{"Generate one (saved in " + shortPath(w.PrivateDir) + "/admin)", adminGenerate},
+		{"Generate one (saved in " + w.PrivateDir + "/admin)", adminGenerate},
 		{"Paste age recipients (age1…)", adminPaste},
 		{"Derive from an ed25519 SSH key above", adminSSH},
 	}
@@ -620,9 +621,4 @@ func (w *Wizard) output() Screen {
 			return nil
 		},
 	}
-}
-
-// shortPath replaces the home folder with ~ for display.
-func shortPath(p string) string {
-	return p
 }

@@ -1,6 +1,8 @@
 package ui
 
 import (
+	"slices"
+	"strconv"
 	"strings"
 
 	"charm.land/bubbles/v2/viewport"
@@ -121,7 +123,7 @@ func (m *Model) goTo(i int) {
 			huh.NewInput().Title("Type " + m.rev.EraseDevice + " to erase it, or press Esc to go back").
 				Value(&m.confirm).
 				Validate(func(s string) error {
-					if contains(accept, strings.TrimSpace(s)) {
+					if slices.Contains(accept, strings.TrimSpace(s)) {
 						return nil
 					}
 					return errNotDevice(m.rev.EraseDevice)
@@ -232,7 +234,7 @@ func field(q Question) huh.Field {
 	case MultiSelect:
 		var opts []huh.Option[string]
 		for _, o := range q.Options {
-			opts = append(opts, huh.NewOption(o.Label, o.Value).Selected(contains(*q.Multi, o.Value)))
+			opts = append(opts, huh.NewOption(o.Label, o.Value).Selected(slices.Contains(*q.Multi, o.Value)))
 		}
 		return huh.NewMultiSelect[string]().Title(q.Title).Description(q.Help).Options(opts...).Height(len(opts) + 3).Value(q.Multi).
 			Validate(func([]string) error { return validate("") })
@@ -267,7 +269,7 @@ func (m *Model) header() string {
 	default:
 		title = "Confirm"
 	}
-	left := titleStyle.Render("homestaker") + dimStyle.Render(" · step "+itoa(m.idx+1)+" of "+itoa(n)+" · ") + titleStyle.Render(title)
+	left := titleStyle.Render("homestaker") + dimStyle.Render(" · step "+strconv.Itoa(m.idx+1)+" of "+strconv.Itoa(n)+" · ") + titleStyle.Render(title)
 	right := "ctrl+c quit"
 	if m.idx > 0 {
 		right = "esc back · " + right
@@ -280,14 +282,6 @@ func (m *Model) header() string {
 		return left
 	}
 	return left + strings.Repeat(" ", gap) + dimStyle.Render(right)
-}
-
-func itoa(i int) string {
-	const digits = "0123456789"
-	if i < 10 {
-		return digits[i : i+1]
-	}
-	return itoa(i/10) + digits[i%10:i%10+1]
 }
 
 func (m *Model) intro() string {

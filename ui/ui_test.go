@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -350,7 +351,7 @@ func TestGoldenScreens(t *testing.T) {
 				t.Errorf("%s line %d is %d columns: %q", name, n+1, w, l)
 			}
 		}
-		path := filepath.Join("testdata", "screens", itoa(i+1)+"-"+name+".golden")
+		path := filepath.Join("testdata", "screens", strconv.Itoa(i+1)+"-"+name+".golden")
 		if *update {
 			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 				t.Fatal(err)

@@ -1,17 +1,26 @@
 package image
 
-// Inputs the generated flake pins. They are kept here, in one place; the
-// first `nix build` records exact revisions in flake.lock.
+// Inputs the generated flake pins. They are kept here, in one place. Every
+// input but nixpkgs is pinned to a commit on its default branch, so two
+// renders a week apart build the same system; nixpkgs follows its release
+// branch and the first `nix build` records the exact revision in flake.lock,
+// which homestaker keeps beside the flake. The evaluation tests
+// (internal/nodeeval) judge the flake against these very revisions.
 const (
 	// NixpkgsURL is the stable NixOS release branch.
 	NixpkgsURL = "github:NixOS/nixpkgs/nixos-26.05"
-	// EthereumNixURL pins an ethereum.nix revision after the 2026-07 settings
-	// refactor (modules take free-form `settings` named after client flags).
-	EthereumNixURL = "github:nix-community/ethereum.nix/1661dd20e73b7e94eacbba544a6abe5b9bb2a8ec"
-	// SopsNixURL is sops-nix, which decrypts the host's secrets at activation.
-	SopsNixURL = "github:Mic92/sops-nix"
-	// DiskoURL is disko, which declares the data disk.
-	DiskoURL = "github:nix-community/disko"
+	// EthereumNixRev is ethereum.nix's main branch on 2026-08-22, after the
+	// 2026-07-21 move of its modules to free-form `settings` named after
+	// the clients' flags.
+	EthereumNixRev = "4e6ce0aea3801d830244672349e0f2a90ec4c5c2"
+	// SopsNixRev is sops-nix's master branch on 2026-06-22.
+	SopsNixRev = "56b24064fdcaedca53553b1a6d607fd23b613a24"
+	// DiskoRev is disko's master branch on 2026-03-14.
+	DiskoRev = "878ec37d6a8f52c6c801d0e2a2ad554c75b9353c"
+
+	EthereumNixURL = "github:nix-community/ethereum.nix/" + EthereumNixRev
+	SopsNixURL     = "github:Mic92/sops-nix/" + SopsNixRev
+	DiskoURL       = "github:nix-community/disko/" + DiskoRev
 )
 
 func flakeNix() []byte {
@@ -72,6 +81,8 @@ func flakeNix() []byte {
         let host = (answers name).host;
         in lib.nixosSystem {
           modules = [
+            # The Ethereum clients' packages, as pkgs.ethereum-nix.<name>.
+            { nixpkgs.overlays = [ ethereum-nix.overlays.default ]; }
             ethereum-nix.nixosModules.default
             sops-nix.nixosModules.sops
             disko.nixosModules.disko

@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/homestaker/homestaker/assets"
@@ -238,34 +239,74 @@ func HostNix(p plan.Plan, dataMountPoint string, withSecrets bool) ([]byte, erro
 		w("  # and to the admins in .sops.yaml. Edit with: sops hosts/%s/secrets.yaml\n", p.Host.Name)
 		w("  sops.defaultSopsFile = ./secrets.yaml;\n")
 		w("  # The engine API secret shared by the execution and consensus clients.\n")
-		w("  sops.secrets.jwt = { };\n\n")
+		w("  sops.secrets.%s = { };\n", NixAttrName(SecretJWT))
+		if prysmValidator(p) {
+			w("  # The password of Prysm's validator wallet.\n")
+			w("  sops.secrets.%s = { };\n", NixAttrName(SecretPrysmWallet))
+		}
+		w("\n")
 	}
 
 	net := string(p.Ethereum.Network)
 	services := []service{executionService(p, el), beaconService(p, cl)}
-	if p.Ethereum.Validator.Enable && cl.ValidatorModule != "" {
+	validator := p.Ethereum.Validator.Enable && cl.ValidatorModule != ""
+	if validator {
 		services = append(services, validatorService(p, cl))
 	}
 	if p.Ethereum.MevBoost.Enable {
-		services = append(services, mevBoostService(p, cat.MevBoost.Module))
+		services = append(services, mevBoostService(p, cat.MevBoost.Module, cat.MevBoost.Package))
 	}
-	w("  # Ethereum (%s), from ethereum.nix.\n", net)
-	for i, s := range services {
-		if i > 0 {
-			w("\n")
+
+	w("  # Only the clients' peer-to-peer ports are open. The engine API, the beacon\n")
+	w("  # API and MEV-boost listen on 127.0.0.1 and are never reachable from outside.\n")
+	w("  networking.firewall.allowedTCPPorts = %s;\n", portList(el.P2P.TCP, cl.P2P.TCP))
+	w("  networking.firewall.allowedUDPPorts = %s;\n\n", portList(el.P2P.UDP, cl.P2P.UDP))
+
+	w("  # Ethereum (%s), from ethereum.nix. `settings` are each client's own flags;\n", net)
+	w("  # a value holding spaces or quotes is quoted for systemd, which reads the\n")
+	w("  # flags from the service's ExecStart line.\n")
+	for _, s := range services {
+		w("\n  # %s.\n", s.comment)
+		for _, n := range s.notes {
+			w("  # %s\n", n)
 		}
-		w("  # %s.\n", s.comment)
 		w("  services.ethereum.%s.%s = ", NixAttrName(s.module), NixAttrName(net))
-		body := attrs{{"enable", true}}
-		if s.firewall {
-			body = append(body, attr{"openFirewall", true})
+		body := attrs{{"enable", true}, {"package", nixExpr("pkgs.ethereum-nix." + NixAttrName(s.pkg))}, {"settings", s.settings}}
+		if len(s.extraArgs) > 0 {
+			body = append(body, attr{"extraArgs", s.extraArgs})
 		}
-		body = append(body, attr{"settings", s.settings})
 		writeValue(&b, body, "  ")
 		w(";\n")
 	}
+	if validator && prysmValidator(p) && withSecrets {
+		w("  # Prysm's validator reads the wallet password as a systemd credential\n")
+		w("  # (--wallet-password-file %%d/wallet-password).\n")
+		w("  systemd.services.%s.serviceConfig.LoadCredential = [\n", NixAttrName(cl.ValidatorModule+"-"+net))
+		w("    \"wallet-password:${config.sops.secrets.%s.path}\"\n", NixAttrName(SecretPrysmWallet))
+		w("  ];\n")
+	}
 	w("}\n")
 	return []byte(b.String()), nil
+}
+
+// portList writes the union of port lists as a Nix list, in order.
+func portList(lists ...[]int) string {
+	seen := map[int]bool{}
+	var ports []int
+	for _, l := range lists {
+		for _, p := range l {
+			if !seen[p] {
+				seen[p] = true
+				ports = append(ports, p)
+			}
+		}
+	}
+	sort.Ints(ports)
+	out := "["
+	for _, p := range ports {
+		out += " " + strconv.Itoa(p)
+	}
+	return out + " ]"
 }
 
 // HostDir is the folder of a host inside the flake.

@@ -27,8 +27,14 @@ type Client struct {
 	// ValidatorModule is the ethereum.nix validator module pairing with a
 	// consensus client; empty when ethereum.nix has none (teku).
 	ValidatorModule string `json:"validatorModule,omitempty"`
-	Arch            []Arch `json:"arch"`
-	Supermajority   bool   `json:"supermajority,omitempty"`
+	// Package is the client's attribute in ethereum.nix's package set
+	// (pkgs.ethereum-nix.<package> through its overlay).
+	Package string `json:"package"`
+	// P2P are the client's default peer-to-peer ports: the only ports a
+	// node opens in its firewall.
+	P2P           Ports  `json:"p2p"`
+	Arch          []Arch `json:"arch"`
+	Supermajority bool   `json:"supermajority,omitempty"`
 	// MinRAMGiB is the RAM below which other tools refuse to run the client.
 	MinRAMGiB int `json:"minRamGiB,omitempty"`
 	// DiskGiB and RAMGiB are typical mainnet needs.
@@ -36,6 +42,12 @@ type Client struct {
 	RAMGiB  int    `json:"ramGiB"`
 	AsOf    string `json:"asOf"`
 	Source  string `json:"source"`
+}
+
+// Ports are TCP and UDP port numbers.
+type Ports struct {
+	TCP []int `json:"tcp"`
+	UDP []int `json:"udp"`
 }
 
 // RunsOn reports whether ethereum.nix builds the client for arch.
@@ -75,10 +87,11 @@ type Catalogue struct {
 	Clients  []Client
 	Networks map[Network]NetworkInfo
 	MevBoost struct {
-		Module string `json:"module"`
-		Arch   []Arch `json:"arch"`
-		AsOf   string `json:"asOf"`
-		Source string `json:"source"`
+		Module  string `json:"module"`
+		Package string `json:"package"`
+		Arch    []Arch `json:"arch"`
+		AsOf    string `json:"asOf"`
+		Source  string `json:"source"`
 	}
 }
 

@@ -1,0 +1,66 @@
+# STUB of nixpkgs' package set, for homestaker's evaluation tests only.
+#
+# The whole of nixpkgs cannot be had offline, so every package here is a
+# fake derivation: an attribute set that the module system accepts as a
+# package and that turns into a store path, but builds nothing. Only the
+# names NixOS modules of homestaker, sops-nix and disko use are listed; the
+# Ethereum clients are deliberately missing, as they are from nixpkgs proper
+# under the names ethereum.nix's modules default to, so a service whose
+# `package` is not set from ethereum.nix's overlay fails to evaluate.
+{ lib, system, overlays }:
+let
+  fake = name: {
+    type = "derivation";
+    inherit name;
+    outPath = "/nix/store/00000000000000000000000000000000-${name}";
+    drvPath = "/nix/store/00000000000000000000000000000000-${name}.drv";
+    outputs = [ "out" ];
+    meta = { };
+    passthru = { };
+    override = _: fake name;
+    overrideAttrs = _: fake name;
+  };
+  fakeFn = name: _: fake name;
+  base = self: {
+    inherit lib;
+    stdenv = {
+      hostPlatform = lib.systems.elaborate system;
+      buildPlatform = lib.systems.elaborate system;
+      isLinux = true;
+      mkDerivation = args: fake (args.pname or args.name or "mkDerivation");
+    };
+    stdenvNoCC = self.stdenv;
+    buildPackages = self;
+    callPackage = fn: _: fake "callPackage-${baseNameOf (toString fn)}";
+    writeText = fakeFn;
+    writeTextFile = args: fake (args.name or "writeTextFile");
+    writeShellScript = fakeFn;
+    writeShellScriptBin = fakeFn;
+    writeShellApplication = args: fake args.name;
+    writeScript = fakeFn;
+    runCommand = name: _: _: fake name;
+    runCommandLocal = name: _: _: fake name;
+    symlinkJoin = args: fake args.name;
+    linkFarm = name: _: fake name;
+    writers = {
+      makeScriptWriter = _: name: _: fake name;
+      writeBash = fakeFn;
+      writeBashBin = fakeFn;
+    };
+    formats = {
+      json = _: { type = lib.types.anything; generate = fakeFn; };
+      yaml = _: { type = lib.types.anything; generate = fakeFn; };
+    };
+    linuxPackages = { kernel = fake "linux"; };
+    linuxPackages_latest = self.linuxPackages;
+    linuxPackages_rpi4 = { kernel = fake "linux-rpi4"; };
+  }
+  // lib.genAttrs [
+    "age" "bash" "bashInteractive" "btrfs-progs" "coreutils" "coreutils-full" "curl" "dosfstools"
+    "e2fsprogs" "findutils" "gawk" "gnugrep" "gnused" "gnupg" "htop" "iotop" "iproute2" "jq"
+    "kexec-tools" "nix" "openssh" "parted" "sops" "ssh-to-age" "systemd" "systemdMinimal"
+    "util-linux" "xfsprogs" "zstd" "squashfsTools" "gptfdisk" "mdadm" "lvm2" "cryptsetup"
+    "zfs" "bcachefs-tools" "raspberrypifw" "ubootRaspberryPi4_64bit"
+  ] fake;
+in
+lib.fix (lib.extends (lib.composeManyExtensions overlays) base)

@@ -61,6 +61,11 @@ func ValidateGraffiti(g string) error {
 			return errors.New("the graffiti cannot hold control characters such as newlines or tabs")
 		}
 	}
+	if strings.HasPrefix(g, "-") {
+		// Passed as `--graffiti <value>`, a leading dash makes clients such
+		// as Lighthouse read the value as another flag and refuse to start.
+		return errors.New("the graffiti cannot start with \"-\": the validator client would read it as a flag")
+	}
 	return nil
 }
 

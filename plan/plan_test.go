@@ -114,6 +114,7 @@ func TestInvalidAnswers(t *testing.T) {
 		{"missing fee recipient", "ethereum.validator.feeRecipient", nil, "ethereum.validator.feeRecipient"},
 		{"graffiti too long", "ethereum.validator.graffiti", strings.Repeat("é", 17), "ethereum.validator.graffiti"},
 		{"graffiti newline", "ethereum.validator.graffiti", "a\nb", "ethereum.validator.graffiti"},
+		{"graffiti leading dash", "ethereum.validator.graffiti", "-- --sepolia", "ethereum.validator.graffiti"},
 		{"bad relay", "ethereum.mevBoost.relays", []any{"https://relay.example"}, "ethereum.mevBoost.relays[0]"},
 		{"http relay", "ethereum.mevBoost.relays", []any{"http://0x" + strings.Repeat("a", 96) + "@relay.example"}, "ethereum.mevBoost.relays[0]"},
 		{"device not in dev", "disk.device", "sda", "disk.device"},

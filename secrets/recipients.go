@@ -3,6 +3,7 @@ package secrets
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -178,4 +179,16 @@ func NewJWTSecret() (string, error) {
 		return "", fmt.Errorf("generate JWT secret: %w", err)
 	}
 	return hex.EncodeToString(b), nil
+}
+
+// NewPassword returns a random password for a secret a program reads from a
+// file, such as Prysm's wallet password: 32 characters of URL-safe base64
+// (192 random bits), ending in "-1a" so that it also meets password rules
+// that ask for a digit, a letter and a symbol.
+func NewPassword() (string, error) {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("generate password: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b) + "-1a", nil
 }

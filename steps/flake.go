@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"filippo.io/age"
 
@@ -46,9 +47,19 @@ type FlakeResult struct {
 	KnownHosts string
 }
 
-// secretGenerators are the secrets every host has.
-func secretGenerators() map[string]secrets.Generator {
-	return map[string]secrets.Generator{"jwt": secrets.NewJWTSecret}
+// secretGenerators makes the secrets the host's default.nix declares
+// (image.SecretNames), each the first time it is needed.
+func secretGenerators(p plan.Plan) map[string]secrets.Generator {
+	gens := map[string]secrets.Generator{}
+	for _, name := range image.SecretNames(p) {
+		switch name {
+		case image.SecretJWT:
+			gens[name] = secrets.NewJWTSecret
+		default:
+			gens[name] = secrets.NewPassword
+		}
+	}
+	return gens
 }
 
 // Flake runs the keys and flake steps: the host key and admin identity in
@@ -125,13 +136,13 @@ func Flake(req FlakeRequest) (FlakeResult, error) {
 			return res, err
 		}
 		recipients := append([]string{key.Recipient}, p.Secrets.AdminRecipients...)
-		changed, err := secrets.EnsureSecretsFile(secretsFile, recipients, []age.Identity{id}, secretGenerators())
+		changed, err := secrets.EnsureSecretsFile(secretsFile, recipients, []age.Identity{id}, secretGenerators(p))
 		if err != nil {
 			return res, fmt.Errorf("secrets of %s: %w", name, err)
 		}
 		secretsChanged = changed
 		if changed {
-			rep.Report(report.Event{Step: "keys", Message: "wrote " + secretsFile + " (the engine-API JWT, encrypted to the host and the admins)"})
+			rep.Report(report.Event{Step: "keys", Message: "wrote " + secretsFile + " (" + strings.Join(image.SecretNames(p), ", ") + ", encrypted to the host and the admins)"})
 		}
 	}
 	secretsYAML, err = os.ReadFile(secretsFile)

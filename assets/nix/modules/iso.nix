@@ -4,8 +4,12 @@
 {
   imports = [ (modulesPath + "/installer/cd-dvd/iso-image.nix") ];
 
-  isoImage.isoName = lib.mkForce "nixos.iso";
+  # nix build puts the image at result/iso/nixos.iso: nixpkgs names the file
+  # after image.baseName (isoImage.isoName is gone since NixOS 25.05).
+  image.baseName = lib.mkForce "nixos";
   isoImage.makeEfiBootable = true;
+  # A hybrid image (BIOS and USB boot) for sticks written with dd or flash.
+  isoImage.makeBiosBootable = true;
   isoImage.makeUsbBootable = true;
   boot.kernelParams = [ "copytoram" ];
 }

@@ -382,16 +382,25 @@ func TestBuildWithReplayedLog(t *testing.T) {
 		t.Errorf("command line %s", res.Command)
 	}
 
+	// Nix 2.26 adds the build's start and stop time to --json.
+	res, err = Build(context.Background(), BuildOptions{Target: target, NixPath: "/bin/nix", NoLink: true,
+		Run: fakeNix(t, "nix-2.26/kexec.log", `[{"drvPath":"/nix/store/a-kexec-tree.drv","outputs":{"out":"/nix/store/b-kexec-tree"},"startTime":1796163715,"stopTime":1796163716}]`, nil)})
+	if err != nil || res.OutPath != "/nix/store/b-kexec-tree" || res.DrvPath != "/nix/store/a-kexec-tree.drv" || res.Status.Builds.Done != 4 {
+		t.Errorf("Nix 2.26 replay: %+v, %v", res, err)
+	}
+
 	_, err = Build(context.Background(), BuildOptions{Target: target, NixPath: "/bin/nix",
 		Run: fakeNix(t, "kexec.log", "not json", nil)})
 	if err == nil || !strings.Contains(err.Error(), "--json output") {
 		t.Errorf("bad --json output gave %v", err)
 	}
-	_, err = Build(context.Background(), BuildOptions{Target: target, NixPath: "/bin/nix",
-		Run: fakeNix(t, "fail.log", "", errors.New("exit status 1"))})
-	var be *BuildError
-	if !errors.As(err, &be) || len(be.Failed) != 1 {
-		t.Errorf("failing build gave %v", err)
+	for _, log := range []string{"fail.log", "nix-2.26/fail.log"} {
+		_, err = Build(context.Background(), BuildOptions{Target: target, NixPath: "/bin/nix",
+			Run: fakeNix(t, log, "", errors.New("exit status 1"))})
+		var be *BuildError
+		if !errors.As(err, &be) || len(be.Failed) != 1 {
+			t.Errorf("failing build (%s) gave %v", log, err)
+		}
 	}
 }
 

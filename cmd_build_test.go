@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -117,9 +118,13 @@ func TestBuildCommandRefusesOldNix(t *testing.T) {
 	}
 }
 
-// TestBuildCommandProgressView drives the bubbletea view with a replayed
-// log, as on a terminal.
+// TestBuildCommandProgressView drives the bubbletea view with a log
+// recorded from Nix 2.26, as on a terminal.
 func TestBuildCommandProgressView(t *testing.T) {
+	version, err := os.ReadFile(filepath.Join("image", "testdata", "build", "nix-2.26", "nix-version.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := copyTestFlake(t, "kexec")
 	// The replayed build "produces" a tree made here.
 	out := t.TempDir()
@@ -132,8 +137,8 @@ func TestBuildCommandProgressView(t *testing.T) {
 	var calls []string
 	deps := defaultBuildDeps()
 	deps.lookPath = func(string) (string, error) { return "/usr/bin/nix", nil }
-	deps.run = fakeNixRunner(t, "nix (Nix) 2.24.9", "kexec.log",
-		`[{"drvPath":"/nix/store/x-kexec-tree.drv","outputs":{"out":"`+out+`"}}]`, nil, &calls)
+	deps.run = fakeNixRunner(t, strings.TrimSpace(string(version)), "nix-2.26/kexec.log",
+		`[{"drvPath":"/nix/store/x-kexec-tree.drv","outputs":{"out":"`+out+`"},"startTime":1796163715,"stopTime":1796163716}]`, nil, &calls)
 	deps.isTerminal = func(io.Writer) bool { return true }
 	// A buffer has no size; a terminal would tell.
 	deps.viewOptions = []tea.ProgramOption{tea.WithWindowSize(80, 24)}
@@ -152,31 +157,51 @@ func TestBuildCommandProgressView(t *testing.T) {
 	}
 }
 
+// withNix returns deps whose nix (found as "nix" on PATH) is nixPath.
+func withNix(nixPath string) buildDeps {
+	deps := defaultBuildDeps()
+	deps.lookPath = func(name string) (string, error) {
+		if name == "nix" {
+			return nixPath, nil
+		}
+		return exec.LookPath(name)
+	}
+	return deps
+}
+
+// TestBuildCommandWithRealNix builds the test flakes with the Nix users
+// run (Debian trixie's Nix 2.26 from $HOMESTAKER_TEST_NIX; see
+// image/build_nix_test.go for how it runs offline here).
 func TestBuildCommandWithRealNix(t *testing.T) {
-	testutil.RequireTool(t, "nix")
+	nixPath, version := testutil.RequireTestNix(t)
 	testutil.RequireRoot(t)
+	t.Logf("building with %s (%s)", nixPath, version)
 	home := t.TempDir()
 	t.Setenv("HOME", home) // nix runs with homestaker's environment
 	t.Setenv("XDG_CACHE_HOME", filepath.Join(home, ".cache"))
-	offline := []string{"--allow-old-nix", "--nix-option", "substituters=", "--nix-option", "sandbox=false"}
+	offline := []string{"--nix-option", "substituters=", "--nix-option", "sandbox=false", "--nix-option", "build-users-group="}
 
 	dir := copyTestFlake(t, "kexec")
 	env, stdout, stderr := testEnv(map[string]string{"HOME": home, "TERM": "dumb"})
-	code := runBuild(context.Background(), env, append([]string{dir, "--host", "node1"}, offline...))
+	code := runBuildWith(context.Background(), env, append([]string{dir, "--host", "node1"}, offline...), withNix(nixPath))
 	if code != exitOK {
 		t.Fatalf("exit %d:\n%s", code, stderr)
 	}
-	for _, want := range []string{"older than 2.18; building anyway", "nix-community.cachix.org", "built kexec-tree (", "built 4/4"} {
+	for _, want := range []string{"nix-community.cachix.org", "built kexec-tree (", "built 4/4"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
 		}
+	}
+	if strings.Contains(stderr.String(), "building anyway") {
+		t.Errorf("%s was taken for an old Nix:\n%s", version, stderr)
 	}
 	manifest, err := image.ReadBuildManifest(filepath.Join(dir, "hosts", "node1", "build-manifest.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(manifest.Artifacts) != 4 || manifest.OutLink != filepath.Join(dir, "result-node1") {
-		t.Errorf("manifest %+v", manifest)
+	if len(manifest.Artifacts) != 4 || manifest.OutLink != filepath.Join(dir, "result-node1") ||
+		!strings.HasSuffix(version, " "+manifest.NixVersion) {
+		t.Errorf("manifest %+v (nix %q)", manifest, version)
 	}
 	for _, a := range manifest.Artifacts {
 		if !strings.Contains(stdout.String(), "sha256:"+a.SHA256) {
@@ -186,7 +211,7 @@ func TestBuildCommandWithRealNix(t *testing.T) {
 
 	dir = copyTestFlake(t, "fail")
 	env, _, stderr = testEnv(map[string]string{"HOME": home, "NO_COLOR": "1"})
-	code = runBuild(context.Background(), env, append([]string{dir}, offline...))
+	code = runBuildWith(context.Background(), env, append([]string{dir}, offline...), withNix(nixPath))
 	if code != exitFailure {
 		t.Fatalf("failing build: exit %d", code)
 	}
@@ -198,5 +223,30 @@ func TestBuildCommandWithRealNix(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "hosts", "node1", "build-manifest.json")); err == nil {
 		t.Error("a failed build wrote a manifest")
+	}
+}
+
+// TestBuildCommandRefusesRealOldNix runs build with Debian 12's Nix 2.8:
+// refused before anything is built, with the version it saw and how to get
+// a newer Nix.
+func TestBuildCommandRefusesRealOldNix(t *testing.T) {
+	nixPath, version := testutil.RequireOldNix(t)
+	dir := copyTestFlake(t, "kexec")
+	home := t.TempDir()
+	env, stdout, stderr := testEnv(map[string]string{"HOME": home, "TERM": "dumb"})
+	code := runBuildWith(context.Background(), env, []string{dir}, withNix(nixPath))
+	v := strings.Fields(version)
+	want := "Nix " + v[len(v)-1] + " is installed, but building a NixOS image needs Nix 2.18 or newer"
+	if code != exitFailure || !strings.Contains(stderr.String(), want) ||
+		!strings.Contains(stderr.String(), "https://nixos.org/nix/install") {
+		t.Errorf("%s: exit %d, stderr:\n%s\nwant %q", version, code, stderr, want)
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("stdout: %s", stdout)
+	}
+	for _, name := range []string{"result-node1", filepath.Join("hosts", "node1", "build-manifest.json")} {
+		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+			t.Errorf("the refused build left %s", name)
+		}
 	}
 }

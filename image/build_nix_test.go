@@ -19,30 +19,41 @@ import (
 	"github.com/homestaker/homestaker/plan"
 )
 
-// How these tests run the real Nix (Debian's nix-bin, Nix 2.8) offline:
-//   - as root with the default /nix store and no daemon: nix-bin builds
+// How these tests run the real Nix offline. The Nix is the one users run:
+// Debian trixie's Nix 2.26, which scripts/nix226 installs in a private
+// prefix and scripts/test names in $HOMESTAKER_TEST_NIX (Debian 12's own Nix
+// 2.8 is only used to check that homestaker refuses it):
+//   - as root with the default /nix store and no daemon: Nix builds
 //     directly in /nix, so a private store is not needed and the test
 //     derivations are tiny;
 //   - --option substituters '' so nothing is fetched, --option sandbox
-//     false (the Debian default, repeated so a different nix.conf does not
-//     matter);
+//     false (repeated so a different nix.conf does not matter), and
+//     --option build-users-group '': Nix 2.26 run as root refuses to build
+//     when the nixbld group of a multi-user install is missing, and this
+//     machine has none;
 //   - HOME and XDG_CACHE_HOME in a temp dir, so Nix's flake cache stays
 //     out of the user's home;
 //   - each test flake gets a fresh nonce, so its derivations are built
 //     rather than found in the store.
 //
-// Nix 2.8 cannot evaluate nixpkgs, but builds these flakes: their
-// kexecTree/isoImage are builtins.derivation with /bin/sh as builder.
+// The test flakes' kexecTree/isoImage are builtins.derivation with /bin/sh
+// as builder: no nixpkgs, nothing to download.
 
-// nixTestSetup returns the nix binary and options for an offline build, or
-// skips (fails in CI) when Nix or root is missing.
+// offlineNixOptions are the --option pairs of an offline test build.
+var offlineNixOptions = [][2]string{{"substituters", ""}, {"sandbox", "false"}, {"build-users-group", ""}}
+
+// nixTestSetup returns the nix binary (Nix ≥ 2.18) and options for an
+// offline build, or skips (fails in CI) when that Nix or root is missing.
 func nixTestSetup(t *testing.T) (nixPath string, args, env []string) {
 	t.Helper()
-	nixPath = testutil.RequireTool(t, "nix")
+	nixPath, version := testutil.RequireTestNix(t)
 	testutil.RequireRoot(t)
+	t.Logf("building with %s (%s)", nixPath, version)
 	home := t.TempDir()
 	env = append(os.Environ(), "HOME="+home, "XDG_CACHE_HOME="+filepath.Join(home, ".cache"))
-	args = []string{"--option", "substituters", "", "--option", "sandbox", "false"}
+	for _, o := range offlineNixOptions {
+		args = append(args, "--option", o[0], o[1])
+	}
 	return nixPath, args, env
 }
 
@@ -155,7 +166,23 @@ func TestBuildKexecTreeWithRealNix(t *testing.T) {
 		}
 	}
 
-	m := NewBuildManifest(res, artifacts, "2.8.0")
+	// Nix 2.26 has --print-out-paths (2.8 had not, hence Build's --json):
+	// asked again for the same installable, it names the same output
+	// without building anything.
+	var again strings.Builder
+	err = ExecRunner(0)(context.Background(), NixCommand{Path: nixPath, Dir: dir, Env: env,
+		Args: append(append([]string{"build", "--extra-experimental-features", "nix-command flakes",
+			"--print-out-paths", "--no-link"}, args...), target.Installable()),
+		Stdout: &again, Stderr: &strings.Builder{}})
+	if err != nil || strings.TrimSpace(again.String()) != res.OutPath {
+		t.Errorf("nix build --print-out-paths = %q, %v; want %s", again.String(), err, res.OutPath)
+	}
+
+	v, err := QueryNixVersion(context.Background(), ExecRunner(0), nixPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewBuildManifest(res, artifacts, v.String())
 	path := BuildManifestPath(target)
 	if err := WriteBuildManifest(path, m); err != nil {
 		t.Fatal(err)
@@ -164,7 +191,7 @@ func TestBuildKexecTreeWithRealNix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if back.OutPath != res.OutPath || back.Host != "node1" || back.Format != plan.FormatKexec || len(back.Artifacts) != 4 {
+	if back.OutPath != res.OutPath || back.NixVersion != v.String() || back.Host != "node1" || back.Format != plan.FormatKexec || len(back.Artifacts) != 4 {
 		t.Errorf("manifest read back as %+v", back)
 	}
 	if k, ok := back.Artifact(RoleKernel); !ok || k.Size != 50000 {
@@ -241,13 +268,31 @@ func TestBuildISOWithRealNix(t *testing.T) {
 }
 
 func TestQueryNixVersionWithRealNix(t *testing.T) {
-	nixPath := testutil.RequireTool(t, "nix")
+	nixPath, version := testutil.RequireTestNix(t)
 	v, err := QueryNixVersion(context.Background(), ExecRunner(0), nixPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.Major != 2 || !strings.HasPrefix(v.Text, "nix (") {
-		t.Errorf("version %+v", v)
+	t.Logf("%s: %s", nixPath, v.Text)
+	if v.Text != version || !strings.HasPrefix(v.Text, "nix (") || !v.AtLeast(MinNixMajor, MinNixMinor) {
+		t.Errorf("version %+v, want %q at least %d.%d", v, version, MinNixMajor, MinNixMinor)
+	}
+}
+
+// TestQueryOldNixVersionWithRealNix asks Debian 12's Nix 2.8 for its
+// version: too old, and the refusal says which version it saw.
+func TestQueryOldNixVersionWithRealNix(t *testing.T) {
+	nixPath, version := testutil.RequireOldNix(t)
+	v, err := QueryNixVersion(context.Background(), ExecRunner(0), nixPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s: %s", nixPath, v.Text)
+	if v.Text != version || v.AtLeast(MinNixMajor, MinNixMinor) {
+		t.Errorf("version %+v, want %q older than %d.%d", v, version, MinNixMajor, MinNixMinor)
+	}
+	if msg := (&OldNixError{Version: v}).Error(); !strings.Contains(msg, "Nix "+v.String()+" is installed") {
+		t.Errorf("refusal %q", msg)
 	}
 }
 
@@ -337,16 +382,25 @@ func TestBuildWithReplayedLog(t *testing.T) {
 		t.Errorf("command line %s", res.Command)
 	}
 
+	// Nix 2.26 adds the build's start and stop time to --json.
+	res, err = Build(context.Background(), BuildOptions{Target: target, NixPath: "/bin/nix", NoLink: true,
+		Run: fakeNix(t, "nix-2.26/kexec.log", `[{"drvPath":"/nix/store/a-kexec-tree.drv","outputs":{"out":"/nix/store/b-kexec-tree"},"startTime":1796163715,"stopTime":1796163716}]`, nil)})
+	if err != nil || res.OutPath != "/nix/store/b-kexec-tree" || res.DrvPath != "/nix/store/a-kexec-tree.drv" || res.Status.Builds.Done != 4 {
+		t.Errorf("Nix 2.26 replay: %+v, %v", res, err)
+	}
+
 	_, err = Build(context.Background(), BuildOptions{Target: target, NixPath: "/bin/nix",
 		Run: fakeNix(t, "kexec.log", "not json", nil)})
 	if err == nil || !strings.Contains(err.Error(), "--json output") {
 		t.Errorf("bad --json output gave %v", err)
 	}
-	_, err = Build(context.Background(), BuildOptions{Target: target, NixPath: "/bin/nix",
-		Run: fakeNix(t, "fail.log", "", errors.New("exit status 1"))})
-	var be *BuildError
-	if !errors.As(err, &be) || len(be.Failed) != 1 {
-		t.Errorf("failing build gave %v", err)
+	for _, log := range []string{"fail.log", "nix-2.26/fail.log"} {
+		_, err = Build(context.Background(), BuildOptions{Target: target, NixPath: "/bin/nix",
+			Run: fakeNix(t, log, "", errors.New("exit status 1"))})
+		var be *BuildError
+		if !errors.As(err, &be) || len(be.Failed) != 1 {
+			t.Errorf("failing build (%s) gave %v", log, err)
+		}
 	}
 }
 

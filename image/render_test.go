@@ -85,7 +85,9 @@ func TestGoldenContents(t *testing.T) {
 		`checkpoint-sync-url = "https://beaconstate.info";`,
 		`builder = "http://127.0.0.1:18550";`,
 		`suggested-fee-recipient = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";`,
-		`graffiti = "homestaker on NixOS";`,
+		`graffiti = "\"homestaker on NixOS\"";`,
+		`package = pkgs.ethereum-nix.erigon;`,
+		`networking.firewall.allowedTCPPorts = [ 9000 30303 30304 42069 ];`,
 		`services.ethereum.mev-boost.mainnet`,
 		`@boost-relay.flashbots.net`,
 		`time.timeZone = "Europe/Helsinki";`,
@@ -104,6 +106,9 @@ func TestGoldenContents(t *testing.T) {
 	}
 	if strings.Contains(string(got), "mev-boost") {
 		t.Error("a Raspberry Pi must not get mev-boost")
+	}
+	if strings.Contains(string(got), "openFirewall") {
+		t.Error("openFirewall opens API ports in ethereum.nix; only the peer-to-peer ports may be opened")
 	}
 }
 

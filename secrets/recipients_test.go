@@ -26,7 +26,7 @@ func TestParseRecipient(t *testing.T) {
 		id.String():                 "private age key",
 		"ssh-ed25519 AAAA":          "SSH key",
 		"npub1xyz":                  `starts with "age1"`,
-		good[:len(good)-1] + "q":    "not a valid age X25519 recipient",
+		corrupt(good):               "not a valid age X25519 recipient",
 		"age1yubikey1qwertyuiopasd": "plugin",
 	}
 	for in, want := range cases {
@@ -118,4 +118,14 @@ func TestNewJWTSecret(t *testing.T) {
 	if len(a) != 64 || strings.Trim(a, "0123456789abcdef") != "" || a == b {
 		t.Fatalf("JWT secrets %q %q", a, b)
 	}
+}
+
+// corrupt changes the last character of a Bech32 string to another valid
+// Bech32 character, so the checksum fails.
+func corrupt(s string) string {
+	last := "q"
+	if strings.HasSuffix(s, last) {
+		last = "p"
+	}
+	return s[:len(s)-1] + last
 }

@@ -16,15 +16,15 @@
   inputs = {
     nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
     ethereum-nix = {
-      url = "github:nix-community/ethereum.nix/1661dd20e73b7e94eacbba544a6abe5b9bb2a8ec";
+      url = "github:nix-community/ethereum.nix/4e6ce0aea3801d830244672349e0f2a90ec4c5c2";
       inputs.nixpkgs.follows = "nixpkgs";
     };
     sops-nix = {
-      url = "github:Mic92/sops-nix";
+      url = "github:Mic92/sops-nix/56b24064fdcaedca53553b1a6d607fd23b613a24";
       inputs.nixpkgs.follows = "nixpkgs";
     };
     disko = {
-      url = "github:nix-community/disko";
+      url = "github:nix-community/disko/878ec37d6a8f52c6c801d0e2a2ad554c75b9353c";
       inputs.nixpkgs.follows = "nixpkgs";
     };
   };
@@ -42,6 +42,8 @@
         let host = (answers name).host;
         in lib.nixosSystem {
           modules = [
+            # The Ethereum clients' packages, as pkgs.ethereum-nix.<name>.
+            { nixpkgs.overlays = [ ethereum-nix.overlays.default ]; }
             ethereum-nix.nixosModules.default
             sops-nix.nixosModules.sops
             disko.nixosModules.disko

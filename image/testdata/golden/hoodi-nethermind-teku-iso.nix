@@ -22,11 +22,19 @@
   # The engine API secret shared by the execution and consensus clients.
   sops.secrets.jwt = { };
 
-  # Ethereum (hoodi), from ethereum.nix.
+  # Only the clients' peer-to-peer ports are open. The engine API, the beacon
+  # API and MEV-boost listen on 127.0.0.1 and are never reachable from outside.
+  networking.firewall.allowedTCPPorts = [ 9000 30303 ];
+  networking.firewall.allowedUDPPorts = [ 9000 30303 ];
+
+  # Ethereum (hoodi), from ethereum.nix. `settings` are each client's own flags;
+  # a value holding spaces or quotes is quoted for systemd, which reads the
+  # flags from the service's ExecStart line.
+
   # Nethermind: the execution client.
   services.ethereum.nethermind.hoodi = {
     enable = true;
-    openFirewall = true;
+    package = pkgs.ethereum-nix.nethermind;
     settings = {
       config = "hoodi";
       "JsonRpc.EngineHost" = "127.0.0.1";
@@ -38,7 +46,7 @@
   # Teku: the consensus (beacon) client.
   services.ethereum.teku-beacon.hoodi = {
     enable = true;
-    openFirewall = true;
+    package = pkgs.ethereum-nix.teku;
     settings = {
       network = "hoodi";
       ee-endpoint = "http://127.0.0.1:8551";

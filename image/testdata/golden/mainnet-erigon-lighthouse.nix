@@ -22,35 +22,52 @@
   # The engine API secret shared by the execution and consensus clients.
   sops.secrets.jwt = { };
 
-  # Ethereum (mainnet), from ethereum.nix.
+  # Only the clients' peer-to-peer ports are open. The engine API, the beacon
+  # API and MEV-boost listen on 127.0.0.1 and are never reachable from outside.
+  networking.firewall.allowedTCPPorts = [ 9000 30303 30304 42069 ];
+  networking.firewall.allowedUDPPorts = [ 9000 9001 30303 30304 42069 ];
+
+  # Ethereum (mainnet), from ethereum.nix. `settings` are each client's own flags;
+  # a value holding spaces or quotes is quoted for systemd, which reads the
+  # flags from the service's ExecStart line.
+
   # Erigon: the execution client.
   services.ethereum.erigon.mainnet = {
     enable = true;
-    openFirewall = true;
+    package = pkgs.ethereum-nix.erigon;
     settings = {
       chain = "mainnet";
       externalcl = true;
+      "authrpc.addr" = "127.0.0.1";
+      "authrpc.port" = 8551;
       "authrpc.jwtsecret" = config.sops.secrets.jwt.path;
     };
   };
 
   # Lighthouse: the consensus (beacon) client.
+  # The network is an extra argument: ethereum.nix would pass a `network` setting twice.
   services.ethereum.lighthouse-beacon.mainnet = {
     enable = true;
-    openFirewall = true;
+    package = pkgs.ethereum-nix.lighthouse;
     settings = {
-      network = "mainnet";
       execution-endpoint = "http://127.0.0.1:8551";
       execution-jwt = config.sops.secrets.jwt.path;
       checkpoint-sync-url = "https://beaconstate.info";
       http = true;
+      http-address = "127.0.0.1";
+      http-port = 5052;
       builder = "http://127.0.0.1:18550";
     };
+    extraArgs = [
+      "--network"
+      "mainnet"
+    ];
   };
 
   # Lighthouse: the validator client (import your keys before it can attest).
   services.ethereum.lighthouse-validator.mainnet = {
     enable = true;
+    package = pkgs.ethereum-nix.lighthouse;
     settings = {
       network = "mainnet";
       beacon-nodes = [
@@ -58,13 +75,14 @@
       ];
       suggested-fee-recipient = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
       builder-proposals = true;
-      graffiti = "homestaker on NixOS";
+      graffiti = "\"homestaker on NixOS\"";
     };
   };
 
   # MEV-boost: asks the relays below for blocks when this node proposes.
   services.ethereum.mev-boost.mainnet = {
     enable = true;
+    package = pkgs.ethereum-nix.mev-boost;
     settings = {
       mainnet = true;
       addr = "127.0.0.1:18550";

@@ -22,13 +22,23 @@
   # The engine API secret shared by the execution and consensus clients.
   sops.secrets.jwt = { };
 
-  # Ethereum (hoodi), from ethereum.nix.
+  # Only the clients' peer-to-peer ports are open. The engine API, the beacon
+  # API and MEV-boost listen on 127.0.0.1 and are never reachable from outside.
+  networking.firewall.allowedTCPPorts = [ 9000 30303 ];
+  networking.firewall.allowedUDPPorts = [ 9000 30303 ];
+
+  # Ethereum (hoodi), from ethereum.nix. `settings` are each client's own flags;
+  # a value holding spaces or quotes is quoted for systemd, which reads the
+  # flags from the service's ExecStart line.
+
   # Go Ethereum: the execution client.
   services.ethereum.geth.hoodi = {
     enable = true;
-    openFirewall = true;
+    package = pkgs.ethereum-nix.geth;
     settings = {
       hoodi = true;
+      "authrpc.addr" = "127.0.0.1";
+      "authrpc.port" = 8551;
       "authrpc.jwtsecret" = config.sops.secrets.jwt.path;
     };
   };
@@ -36,23 +46,26 @@
   # Nimbus: the consensus (beacon) client.
   services.ethereum.nimbus-beacon.hoodi = {
     enable = true;
-    openFirewall = true;
+    package = pkgs.ethereum-nix.nimbus;
     settings = {
       network = "hoodi";
       el = "http://127.0.0.1:8551";
       jwt-secret = config.sops.secrets.jwt.path;
-      external-beacon-api-url = "https://hoodi.beaconstate.info";
+      trusted-node-url = "https://hoodi.beaconstate.info";
       rest = true;
+      rest-address = "127.0.0.1";
+      rest-port = 5052;
     };
   };
 
   # Nimbus: the validator client (import your keys before it can attest).
   services.ethereum.nimbus-validator.hoodi = {
     enable = true;
+    package = pkgs.ethereum-nix.nimbus;
     settings = {
       beacon-node = "http://127.0.0.1:5052";
       suggested-fee-recipient = "0xfb6916095ca1df60bb79ce92ce3ea74c37c5d359";
-      graffiti = "pi power";
+      graffiti = "\"pi power\"";
     };
   };
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -163,6 +164,9 @@ func TestRenderIsDeterministicAndKeepsOtherHosts(t *testing.T) {
 	// The user edits local.nix; a second render must keep it and change nothing else.
 	local := filepath.Join(dir, "hosts", "beta", "local.nix")
 	os.WriteFile(local, []byte("{ ... }: { services.fail2ban.enable = true; }\n"), 0o644)
+	// The first nix build wrote flake.lock: it pins nixpkgs and is kept.
+	lock := `{"nodes":{"root":{}},"root":"root","version":7}` + "\n"
+	os.WriteFile(filepath.Join(dir, "flake.lock"), []byte(lock), 0o644)
 	snap := snapshot(t, dir)
 	changes, err := Write(dir, files)
 	if err != nil {
@@ -189,6 +193,17 @@ func TestRenderIsDeterministicAndKeepsOtherHosts(t *testing.T) {
 	}
 	if _, ok := after["hosts/pi/default.nix"]; !ok {
 		t.Error("host pi was not added")
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "flake.lock")); string(got) != lock {
+		t.Errorf("flake.lock was not kept: %q", got)
+	}
+	ignore, _ := os.ReadFile(filepath.Join(dir, ".gitignore"))
+	for _, line := range strings.Split(string(ignore), "\n") {
+		if line != "" && !strings.HasPrefix(line, "#") {
+			if ok, _ := path.Match(line, "flake.lock"); ok {
+				t.Errorf(".gitignore pattern %q would keep flake.lock out of git", line)
+			}
+		}
 	}
 }
 

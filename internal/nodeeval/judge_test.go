@@ -103,6 +103,7 @@ func judge(t *testing.T, p plan.Plan, h nodeeval.Host, cat *plan.Catalogue) int 
 	j.check(slices.Equal(h.Sops.SSHKeyPaths, []string{hostKey}), "sops-nix reads %v, want the host key on the data disk %s", h.Sops.SSHKeyPaths, hostKey)
 	j.check(h.OpenSSH.Enable && len(h.OpenSSH.HostKeys) == 1 && h.OpenSSH.HostKeys[0].Path == hostKey, "openssh host keys %+v, want only %s", h.OpenSSH.HostKeys, hostKey)
 	j.check(h.HostName == p.Host.Name, "host name %q", h.HostName)
+	j.check(len(h.Warnings) == 0, "evaluation warnings: %q", h.Warnings)
 	j.check(h.Sops.Secrets["jwt"].Path == jwtSecretPath, "the JWT secret is at %q, want %s", h.Sops.Secrets["jwt"].Path, jwtSecretPath)
 	wantImage := "kexec-tree"
 	if p.Host.Format == plan.FormatISO {

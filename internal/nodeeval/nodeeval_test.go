@@ -197,6 +197,7 @@ func TestEveryCombinationEvaluates(t *testing.T) {
 			continue
 		}
 		checks += judge(t, written[p.Host.Name], h, cat)
+		checks += judgeSecretsFile(t, flake, p.Host.Name, h)
 	}
 	t.Logf("%d combinations, %d assertions", len(plans), checks)
 }
@@ -272,3 +273,27 @@ var p2pPorts = map[string]struct{ tcp, udp []int }{
 
 // API ports that must never be open.
 var apiPorts = []int{8545, 8546, 8551, 8080, 8081, 3500, 4000, 5051, 5052, 5053, 5054, 5062, 5064, 6060, 7000, 7500, 9090, 18550}
+
+// judgeSecretsFile checks that every secret the host declares is in its
+// sops file (sops keeps the keys in the clear), so sops-nix finds it.
+func judgeSecretsFile(t *testing.T, flake, name string, h nodeeval.Host) int {
+	t.Helper()
+	path := filepath.Join(flake, "hosts", name, "secrets.yaml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for secret, s := range h.Sops.Secrets {
+		n++
+		if !strings.Contains(string(data), "\n"+secret+": ENC[AES256_GCM,") && !strings.HasPrefix(string(data), secret+": ENC[AES256_GCM,") {
+			t.Errorf("%s: sops.secrets.%s is declared but %s has no such value", name, secret, path)
+		}
+		if s.SopsFile != path {
+			if real, err := filepath.EvalSymlinks(path); err != nil || real != s.SopsFile {
+				t.Errorf("%s: sops.secrets.%s is read from %s, want %s", name, secret, s.SopsFile, path)
+			}
+		}
+	}
+	return n
+}

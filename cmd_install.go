@@ -493,8 +493,14 @@ func (s *session) apply(ctx context.Context, p plan.Plan, flakeDir string, outco
 	}
 	fmt.Fprintf(env.stdout, "answers: %s\n", filepath.Join(flakeDir, "hosts", p.Host.Name, "homestaker.json"))
 	if outcome != ui.ApplyAll {
-		fmt.Fprintf(env.stdout, "\nNext: format the data disk (`homestaker disk format --answers %s`), build (`homestaker build %s --host %s`), then boot it.\n",
-			filepath.Join(flakeDir, "hosts", p.Host.Name, "homestaker.json"), flakeDir, p.Host.Name)
+		// disk format finds the host key in the default private folder;
+		// another one must be named.
+		privateArg := ""
+		if def, err := privateDir(env, ""); err != nil || def != s.private {
+			privateArg = " --private " + shellWord(s.private)
+		}
+		fmt.Fprintf(env.stdout, "\nNext: format the data disk (`homestaker disk format --answers %s%s`), build (`homestaker build %s --host %s`), then boot it.\n",
+			shellWord(filepath.Join(flakeDir, "hosts", p.Host.Name, "homestaker.json")), privateArg, shellWord(flakeDir), p.Host.Name)
 		return exitOK
 	}
 
@@ -525,4 +531,15 @@ func (s *session) apply(ctx context.Context, p plan.Plan, flakeDir string, outco
 	// it jumps.
 	step(4, total, "Boot the node from RAM (kexec)")
 	return runKexec(ctx, env, []string{flakeDir, "--host", p.Host.Name})
+}
+
+// shellWord quotes s for a shell when it needs quoting, so a printed
+// command can be pasted as it is.
+func shellWord(s string) string {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=@+,%", r)) {
+			return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+		}
+	}
+	return s
 }

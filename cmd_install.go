@@ -360,7 +360,7 @@ func (s *session) lineWizard(ctx context.Context, w *ui.Wizard, lines *ui.Lines,
 		var opts []string
 		var outcomes []ui.Outcome
 		if rev.Blocker == "" && rev.EraseDevice != "" {
-			opts = append(opts, "Apply: write the flake, erase the disk above, build, boot")
+			opts = append(opts, "Apply: write the flake, build, erase the disk above, boot")
 			outcomes = append(outcomes, ui.ApplyAll)
 		}
 		opts = append(opts, "Write the flake and answers only (no disk is touched)", "Go back and change answers", "Quit without writing anything")
@@ -456,7 +456,7 @@ func (s *session) review(p plan.Plan, flakeDir string) ui.Review {
 func nixProblem(env *cliEnv) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, v, err := findNix(ctx, env, defaultBuildDeps())
+	_, v, err := findNix(ctx, env, env.buildDeps())
 	if err != nil {
 		return "the image cannot be built here: " + err.Error()
 	}
@@ -467,7 +467,8 @@ func nixProblem(env *cliEnv) string {
 }
 
 // apply runs the steps for the outcome: keys and flake, then (ApplyAll)
-// the disk, the build and the boot.
+// the evaluation and build, the disk and the boot (DESIGN's order: nothing
+// is erased before the configuration evaluates and its image is built).
 func (s *session) apply(ctx context.Context, p plan.Plan, flakeDir string, outcome ui.Outcome, rev ui.Review) int {
 	env := s.env
 	step := func(n, total int, title string) {
@@ -504,9 +505,18 @@ func (s *session) apply(ctx context.Context, p plan.Plan, flakeDir string, outco
 		return exitOK
 	}
 
-	step(2, total, "Data disk "+rev.EraseDevice)
+	// Evaluate and build before the disk is touched: a configuration Nix
+	// refuses, or a failed build, leaves the data disk as it was.
+	step(2, total, "Evaluate and build")
+	code := runBuildWith(ctx, env, []string{flakeDir, "--host", p.Host.Name}, env.buildDeps())
+	if code != exitOK {
+		fmt.Fprintf(env.stderr, "homestaker: the data disk %s was not touched.\n", rev.EraseDevice)
+		return code
+	}
+
+	step(3, total, "Data disk "+rev.EraseDevice)
 	f := &disk.Formatter{System: s.sys, Reporter: rep}
-	code := formatPlanDisk(ctx, env, f, p, disk.Options{HostKeyFile: fr.HostKey.PrivatePath}, func(target disk.BlockDevice, _ disk.Layout) int {
+	code = formatPlanDisk(ctx, env, f, p, disk.Options{HostKeyFile: fr.HostKey.PrivatePath}, func(target disk.BlockDevice, _ disk.Layout) int {
 		// The user typed the device on the review; it must still be this disk.
 		if !slices.Contains(eraseNames(p, target), rev.EraseDevice) {
 			fmt.Fprintf(env.stderr, "homestaker: the disk changed since the review: %s is now %s; nothing was erased\n", rev.EraseDevice, target.Path)
@@ -518,11 +528,6 @@ func (s *session) apply(ctx context.Context, p plan.Plan, flakeDir string, outco
 		return code
 	}
 
-	step(3, total, "Build")
-	code = runBuildWith(ctx, env, []string{flakeDir, "--host", p.Host.Name}, defaultBuildDeps())
-	if code != exitOK {
-		return code
-	}
 	if p.Host.Format != plan.FormatKexec {
 		fmt.Fprintf(env.stdout, "\nBoot: %s\n", rev.Boot)
 		return exitOK

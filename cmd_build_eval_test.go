@@ -49,7 +49,7 @@ func copyEvalFlake(t *testing.T, name string) string {
 // builds; a configuration that throws stops with the evaluator's message
 // and nothing built, one that evaluates is built.
 func TestBuildEvaluatesFirstWithRealNix(t *testing.T) {
-	nixPath := testutil.RequireNix(t)
+	nixPath, _ := testutil.RequireTestNix(t)
 	testutil.RequireRoot(t)
 	home := t.TempDir()
 	t.Setenv("HOME", home) // nix runs with homestaker's environment

@@ -116,7 +116,7 @@ func evalTestFlake(t *testing.T, name string) BuildTarget {
 }
 
 func TestEvaluateWithRealNix(t *testing.T) {
-	nixPath := testutil.RequireNix(t)
+	nixPath, _ := testutil.RequireTestNix(t)
 	testutil.RequireRoot(t)
 	home := t.TempDir()
 	env := append(os.Environ(), "HOME="+home, "XDG_CACHE_HOME="+filepath.Join(home, ".cache"))

@@ -26,6 +26,7 @@ import (
 	"github.com/homestaker/homestaker/secrets"
 	"github.com/homestaker/homestaker/steps"
 	"github.com/homestaker/homestaker/ui"
+	"github.com/homestaker/homestaker/validator"
 )
 
 // exitHangup is the exit status after the terminal went away (128+SIGHUP);
@@ -89,6 +90,11 @@ type session struct {
 	private string
 	home    string
 	flags   installFlags
+	// keys are the validator's keys of the plan last reviewed;
+	// keysChecked says they were checked already for the one plan of a
+	// headless run.
+	keys        validator.Keys
+	keysChecked bool
 }
 
 func install(ctx context.Context, env *cliEnv, f installFlags) int {
@@ -129,7 +135,12 @@ func (s *session) headless(ctx context.Context) int {
 	if code >= 0 {
 		return code
 	}
+	s.keys, res = checkKeys(p, s.cat, res)
+	s.keysChecked = true
 	printResult(env.stderr, s.flags.answers, res)
+	if !res.OK() {
+		return exitInvalid
+	}
 	out := s.flags.out
 	if out == "" {
 		out = filepath.Join(s.home, "homestaker-flake")
@@ -396,17 +407,21 @@ func (s *session) review(p plan.Plan, flakeDir string) ui.Review {
 	rev := ui.Review{Plan: p, FlakeDir: flakeDir, PrivateDir: s.private,
 		AnswersPath: filepath.Join(flakeDir, "hosts", p.Host.Name, "homestaker.json")}
 	res := p.Validate(s.cat)
+	if res.OK() && !s.keysChecked {
+		s.keys, res = checkKeys(p, s.cat, res)
+	}
 	rev.Warnings = res.Warnings
 	if !res.OK() {
-		rev.Problem = res.Errors.Error()
+		rev.Problem = keysProblem(res)
 		return rev
 	}
+	rev.Validator = describeKeys(p, s.keys)
 	if inside(s.private, flakeDir) {
 		rev.Problem = fmt.Sprintf("the private folder %s is inside the flake folder %s; choose another flake folder", s.private, flakeDir)
 		return rev
 	}
 	var keyNotes []string
-	fr, err := steps.Flake(steps.FlakeRequest{Plan: p, Out: flakeDir, Private: s.private, DryRun: true,
+	fr, err := steps.Flake(steps.FlakeRequest{Plan: p, Out: flakeDir, Private: s.private, DryRun: true, Keys: &s.keys,
 		Report: report.Func(func(e report.Event) { keyNotes = append(keyNotes, e.Message) })})
 	if err != nil {
 		rev.Problem = err.Error()
@@ -483,7 +498,7 @@ func (s *session) apply(ctx context.Context, p plan.Plan, flakeDir string, outco
 	}
 	step(1, total, "Keys and flake")
 	rep := report.Func(func(e report.Event) { printEvent(env.stdout, e) })
-	fr, err := steps.Flake(steps.FlakeRequest{Plan: p, Out: flakeDir, Private: s.private, Report: rep})
+	fr, err := steps.Flake(steps.FlakeRequest{Plan: p, Out: flakeDir, Private: s.private, Report: rep, Keys: &s.keys})
 	if err != nil {
 		fmt.Fprintf(env.stderr, "homestaker: %v\n", err)
 		return exitFailure

@@ -59,6 +59,9 @@ func (p Plan) Validate(c *Catalogue) Result {
 		case v.KeystoreDir == "":
 			warns.add("ethereum.validator.keystoreDir", "no validator keys: the validator client starts without keys and attests nothing until you import them (set keystoreDir and passwordFile, then render again)")
 		}
+		if v.SlashingProtection != "" && e.Consensus == "prysm" {
+			errs.add("ethereum.validator.slashingProtection", "Prysm imports a slashing-protection history only into the database its validator client makes on its first start, so homestaker cannot import it before the keys sign: leave this empty, and before the node runs these keys, stop prysm-validator-%s on it and import the history by hand (README: Moving validators), or choose lighthouse or nimbus", e.Network)
+		}
 		if !v.DoppelgangerOn() {
 			warns.add("ethereum.validator.doppelganger", "doppelganger protection is off: if these keys run on another machine too, both will be slashed")
 		}

@@ -245,3 +245,45 @@ func short(k string) string {
 	}
 	return k[:10] + "…" + k[len(k)-4:]
 }
+
+// CountKeystores counts the keystore-*.json files in dir.
+func CountKeystores(dir string) (int, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range entries {
+		if !e.IsDir() && strings.HasPrefix(e.Name(), "keystore") && strings.HasSuffix(e.Name(), ".json") {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// CheckKeystoreFolder is the quick check of a typed keystore folder: it can
+// be read and holds keystores. Check does the rest.
+func CheckKeystoreFolder(dir string) error {
+	n, err := CountKeystores(dir)
+	if err != nil {
+		return fmt.Errorf("cannot read the folder %s: %v", dir, unwrapPath(err))
+	}
+	if n == 0 {
+		return fmt.Errorf("%s holds no keystore-*.json: choose the validator_keys folder the deposit tool wrote", dir)
+	}
+	return nil
+}
+
+// CheckReadable is the quick check of a typed file: it is a file that can
+// be read.
+func CheckReadable(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("cannot read %s: %v", path, unwrapPath(err))
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a file", path)
+	}
+	return nil
+}

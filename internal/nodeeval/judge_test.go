@@ -425,6 +425,7 @@ func judgeKeys(t *testing.T, p plan.Plan, h nodeeval.Host, cat *plan.Catalogue, 
 		j.check((off == "off") == !on, "%s: doppelganger %v, command line %q", vcUnit, on, vcArgs)
 	}
 
+	j.check(slices.Contains(h.SystemPackages, "homestaker-export-slashing-protection"), "no homestaker-export-slashing-protection on the node: %v", h.SystemPackages)
 	j.check(hasImport, "no unit imports the validator keys")
 	if !hasImport {
 		return j.n

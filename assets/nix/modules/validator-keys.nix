@@ -23,6 +23,30 @@ let
   vc = config.systemd.services.${vcUnit}.serviceConfig;
   unit = "homestaker-validator-keys-${cfg.network}";
   keystoreSecret = pubkey: "validator-keystore-${pubkey}";
+  # Where the validator client's state is: DynamicUser services keep it
+  # under /var/lib/private.
+  state = "/var/lib/private/${vc.StateDirectory}";
+  exportCommand = {
+    lighthouse = ''${cfg.package}/bin/lighthouse --network ${cfg.network} account validator slashing-protection export --datadir ${state} "$out"'';
+    prysm = ''
+      tmp=$(mktemp -d)
+      ${cfg.package}/bin/validator slashing-protection-history export --accept-terms-of-use --datadir=${state} --slashing-protection-export-dir="$tmp"
+      mv "$tmp/slashing_protection.json" "$out"
+      rm -rf "$tmp"'';
+    nimbus = ''${cfg.package}/bin/nimbus_beacon_node slashingdb export "$out" --data-dir=${state}'';
+  }.${cfg.client};
+  # Moving the keys to another machine: stop the validator, export its
+  # slashing-protection history (EIP-3076) for the next machine to import.
+  exportScript = pkgs.writeShellScriptBin "homestaker-export-slashing-protection" ''
+    set -euo pipefail
+    out=''${1:-/root/slashing-protection-${cfg.network}.json}
+    systemctl stop ${vcUnit}.service
+    echo "stopped ${vcUnit}: it stays stopped, so these keys sign nowhere while they move"
+    ${exportCommand}
+    chmod 0600 "$out"
+    echo "wrote $out (EIP-3076): copy it to the new machine and import it there before its validator starts"
+    echo "before this node reboots, remove the keys from its answers (homestaker reconfigure), or it imports and runs them again"
+  '';
 in
 {
   options.homestaker.validatorKeys = {
@@ -99,5 +123,7 @@ in
       requires = [ "${unit}.service" ];
       after = [ "${unit}.service" ];
     };
+
+    environment.systemPackages = [ exportScript ];
   };
 }

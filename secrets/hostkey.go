@@ -107,30 +107,13 @@ func LoadHostKey(privateDir, host string) (HostKey, error) {
 			return HostKey{}, fmt.Errorf("restrict host key %s to mode 0600: %w", privPath, err)
 		}
 	}
-	data, err := os.ReadFile(privPath)
-	if err != nil {
-		return HostKey{}, fmt.Errorf("host key %s: %w", privPath, err)
-	}
-	priv, err := parseEd25519PrivateKey(data)
-	if err != nil {
-		return HostKey{}, fmt.Errorf("host key %s: %w", privPath, err)
-	}
-	k, err := hostKeyFromPublic(host, privPath, priv.Public().(ed25519.PublicKey))
+	k, err := ReadHostKeyFile(privPath, host)
 	if err != nil {
 		return HostKey{}, err
 	}
-	pubData, err := os.ReadFile(k.PublicPath)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	if _, err := os.Stat(k.PublicPath); errors.Is(err, fs.ErrNotExist) {
 		if err := WriteFileAtomic(k.PublicPath, []byte(k.PublicKey+" root@"+host+"\n"), 0o644); err != nil {
 			return HostKey{}, fmt.Errorf("save host public key: %w", err)
-		}
-	case err != nil:
-		return HostKey{}, fmt.Errorf("host public key %s: %w", k.PublicPath, err)
-	default:
-		onDisk, _, _, _, perr := ssh.ParseAuthorizedKey(pubData)
-		if perr != nil || strings.TrimSpace(string(ssh.MarshalAuthorizedKey(onDisk))) != k.PublicKey {
-			return HostKey{}, fmt.Errorf("host public key %s does not match private key %s; delete the .pub file to have it rewritten", k.PublicPath, privPath)
 		}
 	}
 	return k, nil
@@ -248,7 +231,7 @@ func ReadHostKeyFile(privPath, host string) (HostKey, error) {
 	default:
 		onDisk, _, _, _, perr := ssh.ParseAuthorizedKey(pubData)
 		if perr != nil || strings.TrimSpace(string(ssh.MarshalAuthorizedKey(onDisk))) != k.PublicKey {
-			return HostKey{}, fmt.Errorf("host public key %s does not match private key %s", k.PublicPath, privPath)
+			return HostKey{}, fmt.Errorf("host public key %s does not match private key %s; delete the .pub file to have it rewritten", k.PublicPath, privPath)
 		}
 	}
 	return k, nil

@@ -175,7 +175,7 @@ func beaconService(p plan.Plan, c plan.Client) service {
 			s.settings = append(s.settings, attr{"rest", true}, attr{"rest-address", "127.0.0.1"}, attr{"rest-port", 5052})
 		}
 		if mev {
-			s.settings = append(s.settings, attr{"payload-builder", true}, attr{"payload-builder-url", mevBoostURL})
+			s.settings = append(s.settings, attr{"payload-builder", "true"}, attr{"payload-builder-url", mevBoostURL})
 		}
 	}
 	return s
@@ -216,7 +216,7 @@ func validatorService(p plan.Plan, c plan.Client) service {
 	case "nimbus":
 		s.settings = attrs{{"beacon-node", beaconRESTURL}, {"suggested-fee-recipient", v.FeeRecipient}}
 		if mev {
-			s.settings = append(s.settings, attr{"payload-builder", true})
+			s.settings = append(s.settings, attr{"payload-builder", "true"})
 		}
 		// Nimbus checks for doppelgangers unless told not to; ethereum.nix
 		// drops false settings, so turning it off is an extra argument.

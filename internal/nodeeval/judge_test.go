@@ -319,7 +319,8 @@ func judge(t *testing.T, p plan.Plan, h nodeeval.Host, cat *plan.Catalogue) int 
 				j.present(clUnit, a, "--rest")
 			}
 			if e.MevBoost.Enable {
-				j.present(clUnit, a, "--payload-builder")
+				// Nimbus' documented form for its booleans: --flag=true.
+				j.flag(clUnit, a, "--payload-builder", "true")
 				j.flag(clUnit, a, "--payload-builder-url", mevBoost)
 			}
 		default:
@@ -369,7 +370,7 @@ func judge(t *testing.T, p plan.Plan, h nodeeval.Host, cat *plan.Catalogue) int 
 				dataDir(vcUnit, "--data-dir")
 				j.absent(vcUnit, a, "--network")
 				if e.MevBoost.Enable {
-					j.present(vcUnit, a, "--payload-builder")
+					j.flag(vcUnit, a, "--payload-builder", "true")
 				}
 			default:
 				t.Errorf("%s: no judgement for validator client %s", p.Host.Name, cl.Name)

@@ -219,7 +219,7 @@ func TestREADMECommandsHaveTheirFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	var lines []string
-	for _, m := range regexp.MustCompile("`(homestaker[^`]*)`").FindAllStringSubmatch(string(data), -1) {
+	for _, m := range regexp.MustCompile("`(homestaker(?: [^`]*)?)`").FindAllStringSubmatch(string(data), -1) {
 		lines = append(lines, m[1])
 	}
 	for _, block := range regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(string(data), -1) {

@@ -67,7 +67,7 @@ func TestInstallAnswersFlakeOnlyAndRefusals(t *testing.T) {
 // `ssh host homestaker` without -t does) and gets a flake.
 func TestWizardLinesWithoutTTY(t *testing.T) {
 	home := t.TempDir()
-	script := strings.Join([]string{"", "1", "gamma", "UTC", "2", "1", "1", "y", e2eFee, "", "", "", "", "1", "1", "1", e2eKey, "", "1", "1", filepath.Join(home, "flake"), "1"}, "\n") + "\n"
+	script := strings.Join([]string{"", "1", "gamma", "UTC", "2", "1", "1", "y", e2eFee, "", "", "", "", "", "", "", "1", "1", "1", e2eKey, "", "1", "1", filepath.Join(home, "flake"), "1"}, "\n") + "\n"
 	code, stdout, stderr := runInstallCLI(t, home, script)
 	if code != exitOK {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)

@@ -28,6 +28,9 @@ type Review struct {
 	EraseDevice  string
 	EraseDetail  string
 	ConfirmNames []string
+	// Validator describes the validator's keys: how many, their withdrawal
+	// credentials, the slashing history, doppelganger protection.
+	Validator []string
 	// Build says what will be built; Boot how the node will boot.
 	Build, Boot string
 	// Warnings are the plan's warnings.
@@ -83,6 +86,12 @@ func (r Review) Text() string {
 	}
 	for _, k := range r.Keys {
 		fmt.Fprintf(&b, "  %s\n", k)
+	}
+	if len(r.Validator) > 0 {
+		b.WriteString("Validator:\n")
+		for _, v := range r.Validator {
+			fmt.Fprintf(&b, "  %s\n", v)
+		}
 	}
 	if r.Build != "" {
 		fmt.Fprintf(&b, "Build: %s\n", r.Build)

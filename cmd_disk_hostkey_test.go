@@ -50,7 +50,7 @@ func keyInImage(t *testing.T, p plan.Plan, img string, rel string) []byte {
 		t.Fatal(err)
 	}
 	var out, errOut bytes.Buffer
-	cmd := exec.Command(debugfs, "-R", "cat /"+rel, img+"?offset="+strconv.FormatUint(placed.Partitions[0].StartBytes, 10))
+	cmd := exec.Command(debugfs, "-R", "cat /"+rel, img+"?offset="+strconv.FormatUint(placed.Data().StartBytes, 10))
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("debugfs: %v: %s", err, errOut.String())
@@ -73,7 +73,7 @@ func TestDiskFormatPutsRenderedHostKey(t *testing.T) {
 	wantPub, _ := os.ReadFile(secrets.HostKeyPath(private, "beta") + ".pub")
 	for _, answers := range []string{filepath.Join(flake, "hosts", "beta", "homestaker.json"), filepath.Join("examples", "mainnet-erigon-lighthouse.json")} {
 		img := filepath.Join(t.TempDir(), "data.img")
-		code, _, errOut := runDiskCLIEnv(t, vars, "", "format", "--answers", answers, "--image", img, "--size", "2G")
+		code, _, errOut := runDiskCLIEnv(t, vars, "", "format", "--answers", answers, "--image", img, "--size", "4G")
 		if code != exitOK {
 			t.Fatalf("disk format --answers %s: exit %d: %s", answers, code, errOut)
 		}
@@ -103,7 +103,7 @@ func TestDiskFormatRefusesWithoutHostKey(t *testing.T) {
 	// Another state folder: no key there.
 	empty := map[string]string{"XDG_STATE_HOME": t.TempDir()}
 	img := filepath.Join(t.TempDir(), "data.img")
-	code, _, errOut := runDiskCLIEnv(t, empty, "", "format", "--answers", answers, "--image", img, "--size", "2G")
+	code, _, errOut := runDiskCLIEnv(t, empty, "", "format", "--answers", answers, "--image", img, "--size", "4G")
 	missing := secrets.HostKeyPath(filepath.Join(empty["XDG_STATE_HOME"], "homestaker"), "beta")
 	if code != exitRefused {
 		t.Errorf("no key: exit %d, want %d: %s", code, exitRefused, errOut)
@@ -117,15 +117,15 @@ func TestDiskFormatRefusesWithoutHostKey(t *testing.T) {
 		t.Error("the image was created although the key is missing")
 	}
 	// The dry run refuses the same way.
-	if code, _, errOut := runDiskCLIEnv(t, empty, "", "format", "--answers", answers, "--image", img, "--size", "2G", "--dry-run"); code != exitRefused {
+	if code, _, errOut := runDiskCLIEnv(t, empty, "", "format", "--answers", answers, "--image", img, "--size", "4G", "--dry-run"); code != exitRefused {
 		t.Errorf("no key, dry run: exit %d: %s", code, errOut)
 	}
 	// --private names the folder render used; --host-key a missing file.
-	if code, _, errOut := runDiskCLIEnv(t, empty, "", "format", "--answers", answers, "--private", private, "--image", img, "--size", "2G", "--dry-run"); code != exitOK {
+	if code, _, errOut := runDiskCLIEnv(t, empty, "", "format", "--answers", answers, "--private", private, "--image", img, "--size", "4G", "--dry-run"); code != exitOK {
 		t.Errorf("--private: exit %d: %s", code, errOut)
 	}
 	nowhere := filepath.Join(t.TempDir(), "key")
-	if code, _, errOut := runDiskCLIEnv(t, vars, "", "format", "--answers", answers, "--host-key", nowhere, "--image", img, "--size", "2G"); code != exitRefused || !strings.Contains(errOut, "host key file "+nowhere+" does not exist") {
+	if code, _, errOut := runDiskCLIEnv(t, vars, "", "format", "--answers", answers, "--host-key", nowhere, "--image", img, "--size", "4G"); code != exitRefused || !strings.Contains(errOut, "host key file "+nowhere+" does not exist") {
 		t.Errorf("missing --host-key: exit %d: %s", code, errOut)
 	}
 
@@ -135,7 +135,7 @@ func TestDiskFormatRefusesWithoutHostKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, _, _ := readAnswers(answers)
-	code, _, errOut = runDiskCLIEnv(t, vars, "", "format", "--answers", answers, "--host-key", other.PrivatePath, "--image", img, "--size", "2G")
+	code, _, errOut = runDiskCLIEnv(t, vars, "", "format", "--answers", answers, "--host-key", other.PrivatePath, "--image", img, "--size", "4G")
 	if code != exitRefused {
 		t.Errorf("other key: exit %d: %s", code, errOut)
 	}
@@ -174,7 +174,7 @@ func TestPrintedNextStepsWork(t *testing.T) {
 	}
 	img := filepath.Join(t.TempDir(), "data.img")
 	vars := map[string]string{"HOME": home}
-	code, _, errOut := runDiskCLIEnv(t, vars, "", append(diskArgs[1:], "--image", img, "--size", "2G")...)
+	code, _, errOut := runDiskCLIEnv(t, vars, "", append(diskArgs[1:], "--image", img, "--size", "4G")...)
 	if code != exitOK {
 		t.Fatalf("%s --image: exit %d: %s", cmds[0][1], code, errOut)
 	}

@@ -93,7 +93,7 @@ func TestDiskFormatImage(t *testing.T) {
 	if code, _, errOut := runDiskCLI(t, "", "", "format", "--answers", a, "--image", img); code != exitUsage || !strings.Contains(errOut, "--size") {
 		t.Errorf("missing image without --size: exit %d: %s", code, errOut)
 	}
-	if code, _, errOut := runDiskCLI(t, "", "", "format", "--answers", a, "--image", img, "--size", "2G"); code != exitOK {
+	if code, _, errOut := runDiskCLI(t, "", "", "format", "--answers", a, "--image", img, "--size", "4G"); code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	// An existing image is only replaced when named again.

@@ -19,6 +19,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 	"github.com/charmbracelet/x/term"
 
+	"github.com/homestaker/homestaker/boot"
 	"github.com/homestaker/homestaker/disk"
 	"github.com/homestaker/homestaker/image"
 	"github.com/homestaker/homestaker/plan"
@@ -458,6 +459,7 @@ func (s *session) review(p plan.Plan, flakeDir string) ui.Review {
 		rev.Boot = "write the ISO to a USB stick (`homestaker flash`) and boot from it"
 	}
 	rev.Build = fmt.Sprintf("the %s of %s for %s with nix build", what, p.Host.Name, p.Host.Arch)
+	rev.PowerCut = boot.AfterPowerCut(p, boot.RunningFirmware(s.env.getenv(systemRootEnv)))
 	if rev.Blocker == "" {
 		if msg := nixProblem(s.env); msg != "" {
 			rev.Blocker = msg

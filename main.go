@@ -52,6 +52,7 @@ func commands() []command {
 		{"disk", "list disks, or partition and format the data disk", runDisk},
 		{"kexec", "check the machine, carry the network over and boot the node from RAM", runKexec},
 		{"flash", "write an ISO or SD image to a USB stick or card, then verify it", runFlash},
+		{"boot", "write the boot entry on the data disk, so the node boots again after a power cut", runBoot},
 	}
 }
 

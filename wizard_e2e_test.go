@@ -193,7 +193,7 @@ func TestWizardInTmux(t *testing.T) {
 			t.Errorf("the review does not show %q:\n%s", want, scr)
 		}
 	}
-	s.keys("PageDown", "PageDown")
+	s.keys("PageDown", "PageDown", "PageDown")
 	scr = s.waitFor("Answers file: ")
 	if !strings.Contains(scr, "homestaker.json") || !strings.Contains(scr, "hosts/beta/") {
 		t.Errorf("the review does not name the answers file:\n%s", scr)

@@ -124,7 +124,7 @@ func (f *Formatter) Device(ctx context.Context, l Layout, want BlockDevice, o Op
 	defer cleanup()
 	for i, p := range l.Partitions {
 		target := "/dev/" + parts[i]
-		if err := j.makeDeviceFS(f.System.path(target), i+1, p, work, o.HostKeyFile); err != nil {
+		if err := j.makeDeviceFS(f.System.path(target), i+1, p, l.SectorSize, work, o.HostKeyFile); err != nil {
 			return fmt.Errorf("format %s as %s: %w", target, p.Filesystem.Type, err)
 		}
 	}
@@ -226,12 +226,18 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // makeDeviceFS creates partition n's filesystem on the partition device
 // target, with its folders and the host key.
-func (j *job) makeDeviceFS(target string, n int, p Partition, work, hostKey string) error {
+func (j *job) makeDeviceFS(target string, n int, p Partition, sectorSize uint64, work, hostKey string) error {
+	fsys := p.Filesystem
+	switch fsys.Type {
+	case "":
+		return nil // the BIOS boot partition: zeroed by wipe, filled by a boot loader install
+	case VFAT:
+		return j.run(append(append([]string{"mkfs.vfat"}, mkfsLabelArgs(fsys)...), "-s", fatClusterSectors(sectorSize), target)...)
+	}
 	stageDir, err := j.stageFor(work, n, p, hostKey)
 	if err != nil {
 		return err
 	}
-	fsys := p.Filesystem
 	switch fsys.Type {
 	case plan.Ext4:
 		return j.run("mkfs.ext4", "-F", "-L", fsys.Label, "-d", stageDir, target)

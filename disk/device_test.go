@@ -86,7 +86,7 @@ func TestDeviceDryRun(t *testing.T) {
 		t.Error("dry run changed the device")
 	}
 	all := strings.Join(cmds, "\n")
-	for _, want := range []string{"mkfs.btrfs -f -L homestaker", "nvme1n1p1", "btrfs subvolume create", "umount"} {
+	for _, want := range []string{"mkfs.btrfs -f -L homestaker", "nvme1n1p3", "mkfs.vfat -F 32 -n HSBOOT -s 8 testdata/rescue/dev/nvme1n1p2", "btrfs subvolume create", "umount"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("dry run commands lack %q:\n%s", want, all)
 		}

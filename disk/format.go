@@ -168,6 +168,10 @@ func (f *Formatter) Image(ctx context.Context, l Layout, path string, o Options)
 func describeFS(l Layout) string {
 	var s []string
 	for _, p := range l.Partitions {
+		if p.Filesystem.Type == "" {
+			s = append(s, p.Label+" (BIOS boot, left empty)")
+			continue
+		}
 		s = append(s, fmt.Sprintf("%s %s labelled %s", p.Label, p.Filesystem.Type, p.Filesystem.Label))
 	}
 	return strings.Join(s, ", ")
@@ -216,11 +220,20 @@ func folderList(f Filesystem) string {
 // an offset, are made in a sparse scratch file next to the image and copied in
 // extent by extent. mkfs.xfs is told the sector size, which a file cannot report.
 func (j *job) makeImageFS(image string, n int, p Partition, sectorSize uint64, work, hostKey string) error {
+	fsys := p.Filesystem
+	switch fsys.Type {
+	case "":
+		return nil // the BIOS boot partition: zeros until a boot loader is installed
+	case VFAT:
+		ss := strconv.FormatUint(sectorSize, 10)
+		first := strconv.FormatUint(p.StartBytes/sectorSize, 10)
+		return j.run(append(append([]string{"mkfs.vfat"}, mkfsLabelArgs(fsys)...),
+			"-S", ss, "-s", fatClusterSectors(sectorSize), "-h", first, "--offset="+first, image, strconv.FormatUint(p.SizeBytes/1024, 10))...)
+	}
 	stageDir, err := j.stageFor(work, n, p, hostKey)
 	if err != nil {
 		return err
 	}
-	fsys := p.Filesystem
 	if fsys.Type == plan.Ext4 {
 		return j.run("mkfs.ext4", "-F", "-L", fsys.Label, "-E", fmt.Sprintf("offset=%d", p.StartBytes),
 			"-d", stageDir, image, fmt.Sprintf("%dk", p.SizeBytes/1024))
@@ -250,6 +263,16 @@ func (j *job) makeImageFS(image string, n int, p Partition, sectorSize uint64, w
 	return j.do(fmt.Sprintf("copy the filesystem into %s at byte %d", image, p.StartBytes), func() error {
 		return copyExtents(image, int64(p.StartBytes), scratch, 0, int64(p.SizeBytes))
 	})
+}
+
+// fatClusterSize is the EFI system partition's cluster size. mkfs.fat picks
+// 32 KiB clusters for 2 GiB on 4096-byte sectors, which leaves fewer than the
+// 65525 clusters FAT32 needs; 4 KiB clusters suit both sector sizes.
+const fatClusterSize = 4096
+
+// fatClusterSectors is mkfs.fat's -s (sectors per cluster) for fatClusterSize.
+func fatClusterSectors(sectorSize uint64) string {
+	return strconv.FormatUint(max(1, fatClusterSize/sectorSize), 10)
 }
 
 // mkfsXFS runs mkfs.xfs with a prototype file describing the staged tree.

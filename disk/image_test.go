@@ -67,7 +67,7 @@ func TestImageFormats(t *testing.T) {
 }
 
 func checkImageFormat(t *testing.T, fs plan.Filesystem, sector uint64) {
-	const size = 2 << 30
+	const size = 4 << 30
 	l := placed(t, fs, size, sector)
 	dir := t.TempDir()
 	img := filepath.Join(dir, "data.img")
@@ -81,27 +81,35 @@ func checkImageFormat(t *testing.T, fs plan.Filesystem, sector uint64) {
 	if err := f.Image(context.Background(), l, img, Options{HostKeyFile: key}); err != nil {
 		t.Fatal(err)
 	}
-	if len(commands) == 0 || !strings.HasPrefix(commands[0], "mkfs."+string(fs)) {
+	if len(commands) < 2 || !strings.HasPrefix(commands[0], "mkfs.vfat") || !strings.HasPrefix(commands[1], "mkfs."+string(fs)) {
 		t.Errorf("commands reported: %q", commands)
 	}
-	p := l.Partitions[0]
+	p := l.Data()
 
 	// The partition table, judged by sgdisk.
 	table := sgdiskTarget(t, img, sector)
 	if out := mustRun(t, "sgdisk", "-v", table); !strings.Contains(out, "No problems found") {
 		t.Errorf("sgdisk -v:\n%s", out)
 	}
-	info := mustRun(t, "sgdisk", "-i", "1", table)
-	for _, want := range []string{
-		"Partition GUID code: " + TypeLinuxFilesystem,
-		fmt.Sprintf("First sector: %d ", p.StartBytes/sector),
-		fmt.Sprintf("Last sector: %d ", p.EndBytes()/sector-1),
-		"Partition name: '" + p.Label + "'",
-	} {
-		if !strings.Contains(info, want) {
-			t.Errorf("sgdisk -i 1 lacks %q:\n%s", want, info)
+	for i, lp := range l.Partitions {
+		n := fmt.Sprint(i + 1)
+		info := mustRun(t, "sgdisk", "-i", n, table)
+		for _, want := range []string{
+			"Partition GUID code: " + lp.TypeGUID,
+			fmt.Sprintf("First sector: %d ", lp.StartBytes/sector),
+			fmt.Sprintf("Last sector: %d ", lp.EndBytes()/sector-1),
+			"Partition name: '" + lp.Label + "'",
+		} {
+			if !strings.Contains(info, want) {
+				t.Errorf("sgdisk -i %s lacks %q:\n%s", n, want, info)
+			}
 		}
 	}
+	if want := []string{BIOSPartLabel, BootPartLabel, DataPartLabel}; len(l.Partitions) != 3 ||
+		l.Partitions[0].Label != want[0] || l.Partitions[1].Label != want[1] || l.Partitions[2].Label != want[2] {
+		t.Errorf("partitions %+v, want %v", l.Partitions, want)
+	}
+	checkImageESP(t, img, l, dir)
 
 	// The filesystem at the partition's offset, judged by blkid.
 	probe := mustRun(t, "blkid", "-p", "-o", "export", "-O", fmt.Sprint(p.StartBytes), img)
@@ -134,6 +142,36 @@ func checkImageFormat(t *testing.T, fs plan.Filesystem, sector uint64) {
 	checkDiskoAgrees(t, l, l.DiskoNix())
 }
 
+// checkImageESP judges the EFI system partition of a formatted image with
+// blkid and fsck.vfat.
+func checkImageESP(t *testing.T, img string, l Layout, dir string) {
+	t.Helper()
+	testutil.RequireTool(t, "fsck.vfat")
+	esp, _, ok := l.Boot()
+	if !ok {
+		t.Fatal("layout has no EFI system partition")
+	}
+	probe := mustRun(t, "blkid", "-p", "-o", "export", "-O", fmt.Sprint(esp.StartBytes), img)
+	for _, want := range []string{"TYPE=vfat", "LABEL=" + BootFilesystemLabel, "VERSION=FAT32"} {
+		if !strings.Contains(probe, want+"\n") {
+			t.Errorf("blkid at offset %d lacks %s:\n%s", esp.StartBytes, want, probe)
+		}
+	}
+	part := filepath.Join(dir, "esp.img")
+	if err := resetImage(part, int64(esp.SizeBytes)); err != nil {
+		t.Fatal(err)
+	}
+	if err := copyExtents(part, 0, img, int64(esp.StartBytes), int64(esp.SizeBytes)); err != nil {
+		t.Fatal(err)
+	}
+	out := mustRun(t, "fsck.vfat", "-n", part)
+	if strings.Contains(out, "Warning") || !strings.Contains(out, "1 files") {
+		t.Errorf("fsck.vfat -n:\n%s", out)
+	}
+	t.Logf("fsck.vfat -n: %s", strings.TrimSpace(out))
+	os.Remove(part)
+}
+
 // checkFolders mounts the filesystem read-only and checks folders, modes,
 // subvolumes and the host key.
 func checkFolders(t *testing.T, part string, l Layout, key string) {
@@ -141,7 +179,7 @@ func checkFolders(t *testing.T, part string, l Layout, key string) {
 	mnt := t.TempDir()
 	mustRun(t, "mount", "-o", "loop,ro", part, mnt)
 	defer mustRun(t, "umount", mnt)
-	fsys := l.Partitions[0].Filesystem
+	fsys := l.Data().Filesystem
 	for _, d := range fsys.Folders {
 		st, err := os.Stat(filepath.Join(mnt, d.Path))
 		if err != nil || !st.IsDir() || st.Mode().Perm() != d.Mode {
@@ -215,16 +253,16 @@ func sha(t *testing.T, path string) string {
 func TestImageDryRunChangesNothing(t *testing.T) {
 	dir := t.TempDir()
 	img := filepath.Join(dir, "data.img")
-	if err := resetImage(img, 2<<30); err != nil {
+	if err := resetImage(img, 4<<30); err != nil {
 		t.Fatal(err)
 	}
 	// Some old content the real run would erase.
 	f, _ := os.OpenFile(img, os.O_WRONLY, 0)
 	f.WriteAt([]byte("old filesystem signature"), 1<<20+1024)
-	f.WriteAt([]byte("old backup GPT"), 2<<30-4096)
+	f.WriteAt([]byte("old backup GPT"), 4<<30-4096)
 	f.Close()
 	before := sha(t, img)
-	l := placed(t, plan.XFS, 2<<30, 512)
+	l := placed(t, plan.XFS, 4<<30, 512)
 	var msgs []string
 	fm := Formatter{TempDir: dir, Runner: failRunner{t}, Reporter: report.Func(func(e report.Event) { msgs = append(msgs, e.Message) })}
 	if err := fm.Image(context.Background(), l, img, Options{DryRun: true, HostKeyFile: fakeHostKey(t)}); err != nil {
@@ -267,12 +305,12 @@ func (r failRunner) Run(_ context.Context, argv []string) ([]byte, error) {
 func TestImageRefusesWrongSize(t *testing.T) {
 	dir := t.TempDir()
 	img := filepath.Join(dir, "data.img")
-	if err := resetImage(img, 3<<30); err != nil {
+	if err := resetImage(img, 5<<30); err != nil {
 		t.Fatal(err)
 	}
-	l := placed(t, plan.Ext4, 2<<30, 512)
+	l := placed(t, plan.Ext4, 4<<30, 512)
 	err := (&Formatter{}).Image(context.Background(), l, img, Options{})
-	if err == nil || !strings.Contains(err.Error(), "has 3221225472 bytes") {
+	if err == nil || !strings.Contains(err.Error(), "has 5368709120 bytes") {
 		t.Errorf("got %v", err)
 	}
 }

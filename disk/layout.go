@@ -3,10 +3,14 @@
 // rendering that layout as a disko declaration, and writing it to a disk or an
 // image file (GPT with go-diskfs, filesystems with the standard mkfs tools).
 //
-// The data disk holds one GPT partition that fills the disk. Its filesystem
-// carries the label FilesystemLabel and is mounted by the node at
-// DataMountPoint; it holds one folder per client and secrets/ssh, where the
-// host's SSH key lives (SSHHostKeyPath).
+// The data disk holds three GPT partitions: a 1 MiB BIOS boot partition
+// (BIOSPartLabel, for GRUB's core image on BIOS machines), an EFI system
+// partition (BootPartLabel, vfat, mounted by the node at BootMountPoint) that
+// holds the node's kernel, initrd and boot loader configuration so the
+// machine boots the node again after a power cut, and the data partition
+// filling the rest. The data filesystem carries the label FilesystemLabel and
+// is mounted by the node at DataMountPoint; it holds one folder per client
+// and secrets/ssh, where the host's SSH key lives (SSHHostKeyPath).
 package disk
 
 import (
@@ -29,6 +33,21 @@ const (
 	// DataPartLabel is the GPT partition label, following disko's
 	// disk-<disk>-<part> convention: /dev/disk/by-partlabel/disk-data-data.
 	DataPartLabel = "disk-" + DiskName + "-" + DataPartitionName
+	// BIOSPartitionName is the BIOS boot partition's attribute name in disko.nix.
+	BIOSPartitionName = "bios"
+	// BIOSPartLabel is the BIOS boot partition's GPT label: GRUB's core image
+	// lives in it on BIOS machines.
+	BIOSPartLabel = "disk-" + DiskName + "-" + BIOSPartitionName
+	// BootPartitionName is the EFI system partition's attribute name in disko.nix.
+	BootPartitionName = "boot"
+	// BootPartLabel is the EFI system partition's GPT label:
+	// /dev/disk/by-partlabel/disk-data-boot.
+	BootPartLabel = "disk-" + DiskName + "-" + BootPartitionName
+	// BootFilesystemLabel is the EFI system partition's FAT label (at most 11
+	// characters, upper case).
+	BootFilesystemLabel = "HSBOOT"
+	// BootMountPoint is where the node mounts the EFI system partition.
+	BootMountPoint = "/boot"
 	// FilesystemLabel is the data filesystem's label (at most 12 characters,
 	// the limit of xfs): /dev/disk/by-label/homestaker.
 	FilesystemLabel = "homestaker"
@@ -46,6 +65,18 @@ const (
 // Alignment is where partitions start and end: every boundary is a multiple of 1 MiB.
 const Alignment = 1 << 20
 
+// BIOSBootBytes is the BIOS boot partition's size: GRUB's core image needs
+// about 100 KiB of it.
+const BIOSBootBytes = 1 << 20
+
+// BootBytes is the EFI system partition's size: room for two generations of
+// the node's kernel and initrd (the whole system, about 0.5–0.9 GiB each)
+// and the boot loaders.
+const BootBytes = 2 << 30
+
+// MinBootBytes is the smallest EFI system partition Validate accepts.
+const MinBootBytes = 256 << 20
+
 // MinDataBytes is the smallest data partition homestaker creates. btrfs needs
 // about 110 MiB and xfs 300 MiB; anything below 1 GiB is surely the wrong disk.
 const MinDataBytes = 1 << 30
@@ -54,7 +85,15 @@ const MinDataBytes = 1 << 30
 const (
 	TypeLinuxFilesystem     = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
 	TypeCodeLinuxFilesystem = "8300"
+	TypeEFISystem           = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+	TypeCodeEFISystem       = "EF00"
+	TypeBIOSBoot            = "21686148-6449-6E6F-744E-656564454649"
+	TypeCodeBIOSBoot        = "EF02"
 )
+
+// VFAT is the EFI system partition's filesystem (FAT32). Only the boot
+// partition has it; the data filesystem is one of plan's.
+const VFAT plan.Filesystem = "vfat"
 
 // gptEntriesBytes is the size of a GPT partition entry array (128 entries of
 // 128 bytes), which sits after the header at the start and before the backup
@@ -96,7 +135,8 @@ type Partition struct {
 // EndBytes is the first byte after the partition.
 func (p Partition) EndBytes() uint64 { return p.StartBytes + p.SizeBytes }
 
-// Filesystem is what a partition holds.
+// Filesystem is what a partition holds. A Filesystem with an empty Type is
+// no filesystem at all (the BIOS boot partition's raw space).
 type Filesystem struct {
 	Type       plan.Filesystem
 	Label      string
@@ -115,7 +155,8 @@ type Folder struct {
 
 var folderName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 
-// New declares the data disk a plan asks for: one partition filling the disk,
+// New declares the data disk a plan asks for: the BIOS boot partition, the
+// EFI system partition and one data partition filling the rest of the disk,
 // with the plan's filesystem (ext4 when empty), a folder (on btrfs a
 // subvolume) for each enabled client and secrets/ssh. The result is not
 // placed; call Place with the disk's size.
@@ -164,6 +205,23 @@ func New(p plan.Plan) (Layout, error) {
 	return Layout{
 		Device: p.Disk.Device,
 		Partitions: []Partition{{
+			Name:      BIOSPartitionName,
+			Label:     BIOSPartLabel,
+			TypeGUID:  TypeBIOSBoot,
+			TypeCode:  TypeCodeBIOSBoot,
+			SizeBytes: BIOSBootBytes,
+		}, {
+			Name:      BootPartitionName,
+			Label:     BootPartLabel,
+			TypeGUID:  TypeEFISystem,
+			TypeCode:  TypeCodeEFISystem,
+			SizeBytes: BootBytes,
+			Filesystem: Filesystem{
+				Type:       VFAT,
+				Label:      BootFilesystemLabel,
+				MountPoint: BootMountPoint,
+			},
+		}, {
 			Name:     DataPartitionName,
 			Label:    DataPartLabel,
 			TypeGUID: TypeLinuxFilesystem,
@@ -177,6 +235,27 @@ func New(p plan.Plan) (Layout, error) {
 			},
 		}},
 	}, nil
+}
+
+// Data is the data partition: the one that fills the disk.
+func (l Layout) Data() Partition {
+	for _, p := range l.Partitions {
+		if p.Name == DataPartitionName {
+			return p
+		}
+	}
+	return Partition{}
+}
+
+// Boot is the EFI system partition and its 1-based number; ok is false when
+// the layout has none.
+func (l Layout) Boot() (p Partition, number int, ok bool) {
+	for i, p := range l.Partitions {
+		if p.Name == BootPartitionName {
+			return p, i + 1, true
+		}
+	}
+	return Partition{}, 0, false
 }
 
 // FirstUsableByte and LastUsableByte bound where partitions may lie on a disk
@@ -202,6 +281,16 @@ func (l Layout) Place(sizeBytes, sectorSize uint64) (Layout, error) {
 	}
 	if sizeBytes < 4*Alignment {
 		return Layout{}, fmt.Errorf("disk size %s is too small for a GPT data disk", humanBytes(sizeBytes))
+	}
+	var fixed uint64
+	for _, p := range l.Partitions {
+		if !p.Fill {
+			fixed += p.SizeBytes
+		}
+	}
+	if need := fixed + MinDataBytes + 2*Alignment; sizeBytes < need {
+		return Layout{}, fmt.Errorf("disk size %s is smaller than the minimum of %s (%s of boot partitions and %s of data): choose a bigger disk",
+			humanBytes(sizeBytes), humanBytes(need), humanBytes(fixed), humanBytes(MinDataBytes))
 	}
 	out := l
 	out.SizeBytes, out.SectorSize = sizeBytes, sectorSize
@@ -265,16 +354,55 @@ func (l Layout) Validate() error {
 			return fmt.Errorf("%s: starts at byte %d, inside the previous partition (ends at %d)", where, p.StartBytes, prevEnd)
 		}
 		prevEnd = p.EndBytes()
-		if p.SizeBytes < MinDataBytes {
+		if min := p.minBytes(); p.SizeBytes < min {
 			return fmt.Errorf("%s: %s is smaller than the minimum of %s: choose a bigger disk",
-				where, humanBytes(p.SizeBytes), humanBytes(MinDataBytes))
+				where, humanBytes(p.SizeBytes), humanBytes(min))
 		}
-		if err := p.Filesystem.validate(); err != nil {
+		if err := p.validateContent(); err != nil {
 			return fmt.Errorf("%s: %w", where, err)
 		}
 	}
 	return nil
 }
+
+// minBytes is the smallest size partition p may have.
+func (p Partition) minBytes() uint64 {
+	switch {
+	case strings.EqualFold(p.TypeGUID, TypeBIOSBoot):
+		return BIOSBootBytes
+	case p.Filesystem.Type == VFAT:
+		return MinBootBytes
+	}
+	return MinDataBytes
+}
+
+// validateContent checks that a partition's type and filesystem go together:
+// the BIOS boot partition holds no filesystem, the EFI system partition a
+// FAT filesystem without folders, every other partition a data filesystem.
+func (p Partition) validateContent() error {
+	f := p.Filesystem
+	switch {
+	case strings.EqualFold(p.TypeGUID, TypeBIOSBoot):
+		if f.Type != "" {
+			return fmt.Errorf("a BIOS boot partition holds no filesystem, not %s", f.Type)
+		}
+		return nil
+	case strings.EqualFold(p.TypeGUID, TypeEFISystem):
+		if f.Type != VFAT {
+			return fmt.Errorf("an EFI system partition holds vfat, not %q", f.Type)
+		}
+		if f.Label == "" || len(f.Label) > 11 || !fatLabel.MatchString(f.Label) {
+			return fmt.Errorf("FAT label %q must be 1 to 11 upper-case letters, digits, - or _", f.Label)
+		}
+		if len(f.Folders) > 0 || !strings.HasPrefix(f.MountPoint, "/") {
+			return fmt.Errorf("the EFI system partition has folders %v or mount point %q", f.Folders, f.MountPoint)
+		}
+		return nil
+	}
+	return f.validate()
+}
+
+var fatLabel = regexp.MustCompile(`^[A-Z0-9_-]+$`)
 
 func (f Filesystem) validate() error {
 	switch f.Type {
@@ -338,8 +466,12 @@ func (l Layout) String() string {
 	fmt.Fprintf(&b, "GPT on %s (%s, %d-byte sectors)\n", l.Device, humanBytes(l.SizeBytes), l.SectorSize)
 	fmt.Fprintf(&b, "  #  %-16s %-14s %-14s %-10s %-6s %s\n", "label", "start", "end", "size", "fs", "fs label")
 	for i, p := range l.Partitions {
+		fsType, fsLabel := string(p.Filesystem.Type), p.Filesystem.Label
+		if fsType == "" {
+			fsType, fsLabel = "-", "(BIOS boot)"
+		}
 		fmt.Fprintf(&b, "  %d  %-16s %-14d %-14d %-10s %-6s %s\n", i+1, p.Label, p.StartBytes, p.EndBytes(),
-			humanBytes(p.SizeBytes), p.Filesystem.Type, p.Filesystem.Label)
+			humanBytes(p.SizeBytes), fsType, fsLabel)
 		for _, d := range p.Filesystem.Folders {
 			kind := "folder"
 			if d.Subvolume {

@@ -2,9 +2,11 @@ package disk
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -40,9 +42,15 @@ func TestPlaceFillsAlignedDisk(t *testing.T) {
 	const tib4 = 4000787030016 // a "4 TB" NVMe
 	for _, sector := range []uint64{512, 4096} {
 		l := placed(t, plan.Ext4, tib4, sector)
-		p := l.Partitions[0]
-		if p.StartBytes != Alignment {
-			t.Errorf("sector %d: start %d, want 1 MiB", sector, p.StartBytes)
+		p := l.Data()
+		if want := uint64(Alignment + BIOSBootBytes + BootBytes); p.StartBytes != want {
+			t.Errorf("sector %d: data starts at %d, want %d (after the BIOS boot and EFI system partitions)", sector, p.StartBytes, want)
+		}
+		if b := l.Partitions[0]; b.StartBytes != Alignment || b.SizeBytes != BIOSBootBytes || b.TypeGUID != TypeBIOSBoot {
+			t.Errorf("sector %d: BIOS boot partition %+v", sector, b)
+		}
+		if e, n, ok := l.Boot(); !ok || n != 2 || e.StartBytes != 2*Alignment || e.SizeBytes != BootBytes || e.Filesystem.Type != VFAT {
+			t.Errorf("sector %d: EFI system partition #%d %+v", sector, n, e)
 		}
 		_, end := usableRange(tib4, sector)
 		if p.EndBytes()%Alignment != 0 || p.EndBytes() > end || end-p.EndBytes() >= Alignment {
@@ -57,7 +65,7 @@ func TestNewFolders(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []string
-	for _, f := range l.Partitions[0].Filesystem.Folders {
+	for _, f := range l.Data().Filesystem.Folders {
 		got = append(got, f.Path)
 		if strings.HasPrefix(f.Path, "secrets") != (f.Mode == 0o700) {
 			t.Errorf("folder %s mode %o", f.Path, f.Mode)
@@ -92,18 +100,29 @@ func TestLayoutRefusals(t *testing.T) {
 	bad("sector", none, 8<<30, 520, "sector size")
 	bad("unaligned size", none, 8<<30+512, 4096, "multiple")
 	bad("tiny", none, 512<<20, 512, "smaller than the minimum")
+	bad("no room for data", none, 3<<30, 512, "smaller than the minimum")
 	bad("too small for gpt", none, 1<<20, 512, "too small")
 
 	l := placed(t, plan.Ext4, 8<<30, 512)
-	l.Partitions = append(l.Partitions, l.Partitions[0])
-	l.Partitions[1].Name = "other"
+	l.Partitions = append(l.Partitions, l.Data())
+	l.Partitions[3].Name = "other"
 	if err := l.Validate(); err == nil || !strings.Contains(err.Error(), "outside") && !strings.Contains(err.Error(), "inside the previous") {
 		t.Errorf("overlap: %v", err)
 	}
 	l = placed(t, plan.Ext4, 8<<30, 512)
-	l.Partitions[0].StartBytes += 4096
+	l.Partitions[2].StartBytes += 4096
 	if err := l.Validate(); err == nil || !strings.Contains(err.Error(), "multiples of 1 MiB") {
 		t.Errorf("misaligned: %v", err)
+	}
+	l = placed(t, plan.Ext4, 8<<30, 512)
+	l.Partitions[0].Filesystem = l.Data().Filesystem
+	if err := l.Validate(); err == nil || !strings.Contains(err.Error(), "holds no filesystem") {
+		t.Errorf("BIOS boot partition with a filesystem: %v", err)
+	}
+	l = placed(t, plan.Ext4, 8<<30, 512)
+	l.Partitions[1].Filesystem.Label = "hsboot"
+	if err := l.Validate(); err == nil || !strings.Contains(err.Error(), "FAT label") {
+		t.Errorf("lower-case FAT label: %v", err)
 	}
 }
 
@@ -150,15 +169,17 @@ func evalNix(t *testing.T, src []byte) map[string]any {
 
 // diskoPartition is the part of a disko partition declaration homestaker writes.
 type diskoPartition struct {
-	Label   string `json:"label"`
-	Type    string `json:"type"`
-	Size    string `json:"size"`
-	Content struct {
-		Type       string              `json:"type"`
-		Format     string              `json:"format"`
-		ExtraArgs  []string            `json:"extraArgs"`
-		Mountpoint string              `json:"mountpoint"`
-		Subvolumes map[string]struct{} `json:"subvolumes"`
+	Priority int    `json:"priority"`
+	Label    string `json:"label"`
+	Type     string `json:"type"`
+	Size     string `json:"size"`
+	Content  struct {
+		Type         string              `json:"type"`
+		Format       string              `json:"format"`
+		ExtraArgs    []string            `json:"extraArgs"`
+		Mountpoint   string              `json:"mountpoint"`
+		Subvolumes   map[string]struct{} `json:"subvolumes"`
+		MountOptions []string            `json:"mountOptions"`
 	} `json:"content"`
 }
 
@@ -184,7 +205,11 @@ func decodeDisko(t *testing.T, src []byte) map[string]diskoDisk {
 }
 
 // typeCodes maps the sgdisk codes homestaker declares to GPT type GUIDs.
-var typeCodes = map[string]string{TypeCodeLinuxFilesystem: TypeLinuxFilesystem}
+var typeCodes = map[string]string{
+	TypeCodeLinuxFilesystem: TypeLinuxFilesystem,
+	TypeCodeEFISystem:       TypeEFISystem,
+	TypeCodeBIOSBoot:        TypeBIOSBoot,
+}
 
 // checkDiskoAgrees proves that disko.nix declares exactly layout l.
 func checkDiskoAgrees(t *testing.T, l Layout, src []byte) {
@@ -200,10 +225,18 @@ func checkDiskoAgrees(t *testing.T, l Layout, src []byte) {
 	if len(d.Content.Partitions) != len(l.Partitions) {
 		t.Fatalf("disko has %d partitions, layout %d", len(d.Content.Partitions), len(l.Partitions))
 	}
+	prio := -1
 	for _, p := range l.Partitions {
 		dp, ok := d.Content.Partitions[p.Name]
 		if !ok {
 			t.Fatalf("disko lacks partition %q", p.Name)
+		}
+		if dp.Priority <= prio {
+			t.Errorf("partition %s: disko priority %d does not come after %d: disko would order the partitions differently", p.Name, dp.Priority, prio)
+		}
+		prio = dp.Priority
+		if !p.Fill && dp.Size != fmt.Sprintf("%dM", p.SizeBytes>>20) {
+			t.Errorf("partition %s: disko size %q, layout %d bytes", p.Name, dp.Size, p.SizeBytes)
 		}
 		if dp.Label != p.Label || typeCodes[dp.Type] != p.TypeGUID {
 			t.Errorf("partition %s: disko label %q type %q, layout %q %q", p.Name, dp.Label, dp.Type, p.Label, p.TypeGUID)
@@ -212,6 +245,19 @@ func checkDiskoAgrees(t *testing.T, l Layout, src []byte) {
 			t.Errorf("partition %s fills the disk, disko size %q", p.Name, dp.Size)
 		}
 		fsys := p.Filesystem
+		if fsys.Type == "" {
+			if dp.Content.Type != "" {
+				t.Errorf("partition %s holds no filesystem, disko declares %q", p.Name, dp.Content.Type)
+			}
+			continue
+		}
+		if fsys.Type == VFAT {
+			if dp.Content.Type != "filesystem" || dp.Content.Format != "vfat" || dp.Content.Mountpoint != BootMountPoint ||
+				strings.Join(dp.Content.ExtraArgs, " ") != "-F 32 -n "+BootFilesystemLabel || !slices.Contains(dp.Content.MountOptions, "umask=0077") {
+				t.Errorf("partition %s: disko declares %+v, want vfat labelled %s at %s", p.Name, dp.Content, BootFilesystemLabel, BootMountPoint)
+			}
+			continue
+		}
 		if dp.Content.Mountpoint != fsys.MountPoint || strings.Join(dp.Content.ExtraArgs, " ") != "-L "+fsys.Label {
 			t.Errorf("partition %s: disko mountpoint %q args %q", p.Name, dp.Content.Mountpoint, dp.Content.ExtraArgs)
 		}

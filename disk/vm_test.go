@@ -75,7 +75,7 @@ func TestVMFormat(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			img := sparseDisk(t, share, 2<<30)
+			img := sparseDisk(t, share, 4<<30)
 			S := vmtest.GuestShareDir
 			res := runVM(t, vmtest.Config{
 				Disks:    []vmtest.Disk{{Path: img, SectorSize: c.sector}},
@@ -84,9 +84,12 @@ func TestVMFormat(t *testing.T) {
 				Script: `set -e
 ` + S + `/homestaker disk format --answers ` + S + `/homestaker.json --host-key ` + S + `/ssh_host_ed25519_key --yes --confirm-device /dev/vda
 echo "CHECK partitions: $(ls /sys/block/vda | grep vda | tr '\n' ' ')"
-echo "CHECK blkid: $(blkid -o export /dev/vda1 | grep -E '^(TYPE|LABEL|PARTLABEL)=' | tr '\n' ' ')"
+echo "CHECK blkid: $(blkid -o export /dev/vda3 | grep -E '^(TYPE|LABEL|PARTLABEL)=' | tr '\n' ' ')"
+echo "CHECK esp: $(blkid -o export /dev/vda2 | grep -E '^(TYPE|LABEL|PARTLABEL)=' | tr '\n' ' ')"
+echo "CHECK bios: $(blkid -o export /dev/vda1 | grep -E '^(TYPE|PARTLABEL)=' | tr '\n' ' ')"
+fsck.vfat -n /dev/vda2 | sed 's/^/CHECK fsck.vfat /'
 mkdir /tmp/m
-mount /dev/vda1 /tmp/m
+mount /dev/vda3 /tmp/m
 for f in execution-geth consensus-lighthouse validator-lighthouse secrets secrets/ssh secrets/ssh/ssh_host_ed25519_key; do
   echo "CHECK mode $f $(stat -c %a /tmp/m/$f)"
 done
@@ -100,8 +103,10 @@ sgdisk -v /dev/vda | grep -q 'No problems found' && echo "CHECK sgdisk clean"
 				t.Fatalf("guest script failed (exit %d):\n%s", res.ExitCode, res.Console)
 			}
 			want := []string{
-				"CHECK partitions: vda1 ",
+				"CHECK partitions: vda1 vda2 vda3 ",
 				"TYPE=" + c.fs + " ", "LABEL=homestaker ", "PARTLABEL=disk-data-data ",
+				"CHECK esp: LABEL=HSBOOT", "TYPE=vfat PARTLABEL=disk-data-boot ",
+				"CHECK bios: PARTLABEL=disk-data-bios ", "CHECK fsck.vfat /dev/vda2: 1 files",
 				"CHECK mode execution-geth 755", "CHECK mode validator-lighthouse 755",
 				"CHECK mode secrets 700", "CHECK mode secrets/ssh 700", "CHECK mode secrets/ssh/ssh_host_ed25519_key 600",
 				strings.TrimSpace(string(pub)), "CHECK sgdisk clean",

@@ -34,6 +34,16 @@ const (
 	FormatISO   Format = "iso"
 )
 
+// Firmware is how the node's machine starts a boot loader: the boot entry on
+// the data disk uses systemd-boot on UEFI and GRUB on BIOS machines.
+type Firmware string
+
+// Firmware kinds.
+const (
+	FirmwareUEFI Firmware = "uefi"
+	FirmwareBIOS Firmware = "bios"
+)
+
 // Network is an Ethereum network.
 type Network string
 
@@ -71,6 +81,9 @@ type Host struct {
 	Arch     Arch   `json:"arch,omitempty"`
 	Board    Board  `json:"board,omitempty"`
 	Format   Format `json:"format,omitempty"`
+	// Firmware picks the boot loader of the boot entry on the data disk;
+	// empty means the firmware of the machine homestaker runs on.
+	Firmware Firmware `json:"firmware,omitempty"`
 	// MemoryBytes is the node's RAM, when known (detected by the wizard).
 	// It only feeds warnings.
 	MemoryBytes uint64 `json:"memoryBytes,omitempty"`

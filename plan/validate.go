@@ -22,6 +22,9 @@ func (p Plan) Validate(c *Catalogue) Result {
 	archOK := oneOf(&errs, "host.arch", string(p.Host.Arch), "x86_64", "aarch64")
 	oneOf(&errs, "host.board", string(p.Host.Board), "generic", "rpi4")
 	oneOf(&errs, "host.format", string(p.Host.Format), "kexec", "iso")
+	if p.Host.Firmware != "" {
+		oneOf(&errs, "host.firmware", string(p.Host.Firmware), "uefi", "bios")
+	}
 	if p.Host.Board == BoardRPi4 && p.Host.Arch != ArchAarch64 && archOK {
 		errs.add("host.arch", "a Raspberry Pi 4 is aarch64; set arch to \"aarch64\" or leave it out")
 	}

@@ -31,8 +31,9 @@ type Review struct {
 	// Validator describes the validator's keys: how many, their withdrawal
 	// credentials, the slashing history, doppelganger protection.
 	Validator []string
-	// Build says what will be built; Boot how the node will boot.
-	Build, Boot string
+	// Build says what will be built; Boot how the node will boot;
+	// PowerCut what boots it again after a power cut, and what to set.
+	Build, Boot, PowerCut string
 	// Warnings are the plan's warnings.
 	Warnings []plan.Problem
 	// Blocker, when set, is why the whole plan cannot be applied here
@@ -98,6 +99,9 @@ func (r Review) Text() string {
 	}
 	if r.Boot != "" {
 		fmt.Fprintf(&b, "Boot: %s\n", r.Boot)
+	}
+	if r.PowerCut != "" {
+		fmt.Fprintf(&b, "After a power cut: %s\n", r.PowerCut)
 	}
 	fmt.Fprintf(&b, "Answers file: %s\n", r.AnswersPath)
 	for _, w := range r.Warnings {

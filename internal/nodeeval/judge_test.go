@@ -2,6 +2,7 @@ package nodeeval_test
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -82,6 +83,7 @@ const (
 	beaconREST    = "http://127.0.0.1:5052"
 	mevBoost      = "http://127.0.0.1:18550"
 	dataMount     = "/var/lib"
+	bootMount     = "/boot"
 )
 
 var networks = []string{"mainnet", "hoodi", "sepolia", "holesky", "goerli"}
@@ -100,6 +102,15 @@ func judge(t *testing.T, p plan.Plan, h nodeeval.Host, cat *plan.Catalogue) int 
 	fsys, ok := h.FileSystems[dataMount]
 	j.check(ok && fsys.Device == "/dev/disk/by-partlabel/disk-data-data" && fsys.FSType == string(p.Disk.Filesystem) && fsys.NeededForBoot,
 		"the data disk is not mounted at %s from its partition label and needed for boot: %+v", dataMount, fsys)
+	// The boot partition (the node's kernel, initrd and boot loader
+	// configuration) is mounted at /boot, so a rebuild on the node can
+	// update the boot entry; it is not needed for boot, and a missing one
+	// must not hold the boot up.
+	esp, ok := h.FileSystems[bootMount]
+	j.check(ok && esp.Device == "/dev/disk/by-partlabel/disk-data-boot" && esp.FSType == "vfat" && !esp.NeededForBoot &&
+		slices.Contains(esp.Options, "umask=0077") && slices.Contains(esp.Options, "nofail"),
+		"the boot partition is not mounted at %s from its partition label as vfat, root-only and nofail: %+v", bootMount, esp)
+	j.check(len(h.FileSystems) == 2, "mounts %v, want only %s and %s", slices.Sorted(maps.Keys(h.FileSystems)), dataMount, bootMount)
 	hostKey := dataMount + "/secrets/ssh/ssh_host_ed25519_key"
 	j.check(slices.Equal(h.Sops.SSHKeyPaths, []string{hostKey}), "sops-nix reads %v, want the host key on the data disk %s", h.Sops.SSHKeyPaths, hostKey)
 	j.check(h.OpenSSH.Enable && len(h.OpenSSH.HostKeys) == 1 && h.OpenSSH.HostKeys[0].Path == hostKey, "openssh host keys %+v, want only %s", h.OpenSSH.HostKeys, hostKey)

@@ -1,0 +1,421 @@
+package boot
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/homestaker/homestaker/disk"
+	"github.com/homestaker/homestaker/report"
+)
+
+// ReportStep is the step name of every event the Installer reports.
+const ReportStep = "boot"
+
+// Installer writes boot entries. It reports every step to Reporter and runs
+// mtools through Runner.
+type Installer struct {
+	Runner   Runner
+	Reporter report.Reporter
+	// SysRoot is where block devices are looked up ("" for the running system).
+	SysRoot string
+}
+
+// Options are the choices of one install.
+type Options struct {
+	// Firmware picks the boot loader: systemd-boot (UEFI) or GRUB (BIOS).
+	Firmware Firmware
+	// LoaderDir holds the boot loader's files (see FindLoader).
+	LoaderDir string
+	// DryRun reads the disk and reports every step, and writes nothing.
+	DryRun bool
+}
+
+// Result is what an install left on the disk.
+type Result struct {
+	// Generation is the new default entry; Fallback the previous one (0: none).
+	Generation, Fallback int
+}
+
+type job struct {
+	in  *Installer
+	esp *esp
+	dry bool
+}
+
+func (j *job) say(msg string) {
+	j.in.Reporter.Report(report.Event{Step: ReportStep, Message: msg})
+}
+
+func (j *job) do(msg string, fn func() error) error {
+	if j.dry {
+		j.say("would " + msg)
+		return nil
+	}
+	j.say(msg)
+	return fn()
+}
+
+// Install writes generation g as the new default boot entry of t and keeps
+// the current default as the fallback. The order makes every moment of it
+// bootable: generations older than the current one are removed first (for
+// room), the new kernel and initrd are copied into a folder no entry names
+// yet and read back, the boot loader is put in place, and only then is the
+// new entry switched on by renaming its finished file to *.conf (for GRUB,
+// grub.cfg is replaced by a rename). A run that stops half-way leaves the
+// current entry booting; the next run clears what it left behind.
+func (in *Installer) Install(ctx context.Context, t Target, g Generation, o Options) (Result, error) {
+	if in.Runner == nil {
+		in.Runner = MtoolsRunner{}
+	}
+	if in.Reporter == nil {
+		in.Reporter = report.Discard
+	}
+	if err := g.Check(); err != nil {
+		return Result{}, err
+	}
+	loader, err := FindLoader(o.LoaderDir, o.Firmware)
+	if err != nil {
+		return Result{}, err
+	}
+	var bios biosCode
+	if o.Firmware == BIOS {
+		if bios, err = t.prepareBIOS(loader); err != nil {
+			return Result{}, err
+		}
+	}
+	if t.Device {
+		if err := checkPartitionsFree(in.SysRoot, t); err != nil {
+			return Result{}, err
+		}
+	}
+	j := &job{in: in, dry: o.DryRun, esp: &esp{ctx: ctx, run: in.Runner, path: t.Path, offset: t.ESP.StartBytes}}
+	e := j.esp
+	if err := j.checkESP(t); err != nil {
+		return Result{}, err
+	}
+
+	names, err := e.list(entriesDir)
+	if err != nil {
+		return Result{}, err
+	}
+	gens := generations(names)
+	var current *entry
+	if len(gens) > 0 {
+		text, err := e.read(entriesDir + "/" + entryName(gens[0]))
+		if err != nil {
+			return Result{}, err
+		}
+		c, err := parseEntry(gens[0], text)
+		if err != nil {
+			return Result{}, err
+		}
+		current = &c
+		j.say(fmt.Sprintf("current boot entry: generation %d (%s)", c.Number, c.Linux))
+	} else {
+		j.say("no boot entry yet: this is generation 1")
+	}
+	res := Result{Generation: 1}
+	if current != nil {
+		res.Generation, res.Fallback = current.Number+1, current.Number
+	}
+	n := res.Generation
+
+	// Room first: every generation older than the current one goes, and so
+	// does whatever an interrupted run left.
+	for _, old := range gens[min(1, len(gens)):] {
+		if err := j.do(fmt.Sprintf("remove generation %d (older than the fallback)", old), func() error {
+			if err := e.remove(entriesDir+"/"+entryName(old), false); err != nil {
+				return err
+			}
+			return e.remove(genDir(old), true)
+		}); err != nil {
+			return res, err
+		}
+	}
+	if err := j.clearLeftovers(names, n); err != nil {
+		return res, err
+	}
+	if err := j.checkRoom(g, gens); err != nil {
+		return res, err
+	}
+
+	dir := genDir(n)
+	next := entry{Number: n, Linux: dir + "/linux", Initrd: dir + "/initrd", Options: strings.TrimSpace(g.Cmdline)}
+	if err := j.do(fmt.Sprintf("copy the kernel %s and the initrd %s to %s and read them back", g.Kernel, g.Initrd, dir), func() error {
+		if err := e.mkdirAll(dir); err != nil {
+			return err
+		}
+		for _, f := range [][2]string{{g.Kernel, next.Linux}, {g.Initrd, next.Initrd}} {
+			if err := j.putVerified(f[0], f[1]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return res, err
+	}
+
+	work, err := os.MkdirTemp("", "homestaker-boot-")
+	if err != nil {
+		return res, fmt.Errorf("create a staging folder: %w", err)
+	}
+	defer os.RemoveAll(work)
+	switch o.Firmware {
+	case UEFI:
+		if err := j.installSystemdBoot(loader, work); err != nil {
+			return res, err
+		}
+	case BIOS:
+		if err := j.installGRUB(t, loader, bios); err != nil {
+			return res, err
+		}
+	}
+
+	// The switch. systemd-boot: the new entry appears complete under its
+	// .conf name and sorts first. GRUB: grub.cfg is replaced by a rename.
+	if err := j.do(fmt.Sprintf("switch the default boot entry to generation %d (%s)", n, entryName(n)), func() error {
+		return j.writeFile(work, entriesDir+"/"+entryName(n), entryConf(next))
+	}); err != nil {
+		return res, err
+	}
+	if o.Firmware == BIOS || j.hasGRUB() {
+		menu := []entry{next}
+		if current != nil {
+			menu = append(menu, *current)
+		}
+		if err := j.do("switch GRUB's menu ("+grubCfg+") to generation "+fmt.Sprint(n), func() error {
+			return j.writeFile(work, grubCfg, grubConfig(menu))
+		}); err != nil {
+			return res, err
+		}
+	}
+	if res.Fallback != 0 {
+		j.say(fmt.Sprintf("boot entry generation %d is the default, generation %d the fallback", n, res.Fallback))
+	} else {
+		j.say(fmt.Sprintf("boot entry generation %d is the default; the next install keeps it as the fallback", n))
+	}
+	return res, nil
+}
+
+// checkESP makes sure the partition holds homestaker's FAT filesystem.
+func (j *job) checkESP(t Target) error {
+	out, err := j.esp.mtools("mlabel", "-s", "::")
+	if err != nil || !strings.Contains(string(out), disk.BootFilesystemLabel) {
+		return refused(t.Path, "partition %d (%s) holds no FAT filesystem labelled %s (%v %s): homestaker disk format creates it",
+			t.ESP.Number, disk.BootPartLabel, disk.BootFilesystemLabel, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// clearLeftovers removes half-written files of an interrupted run: *.tmp
+// entries and the folder of the generation about to be written.
+func (j *job) clearLeftovers(names []string, n int) error {
+	for _, name := range names {
+		if strings.HasSuffix(name, tmpSuffix) {
+			p := entriesDir + "/" + name
+			if err := j.do("remove the unfinished "+p, func() error { return j.esp.remove(p, false) }); err != nil {
+				return err
+			}
+		}
+	}
+	ok, err := j.esp.exists(genDir(n))
+	if err != nil || !ok {
+		return err
+	}
+	return j.do("remove the unfinished "+genDir(n), func() error { return j.esp.remove(genDir(n), true) })
+}
+
+// checkRoom refuses a generation that does not fit next to the current one.
+func (j *job) checkRoom(g Generation, gens []int) error {
+	free, err := j.esp.freeBytes()
+	if err != nil {
+		return err
+	}
+	var need uint64 = 1 << 20 // folders, entries, the loader
+	for _, f := range []string{g.Kernel, g.Initrd} {
+		st, err := os.Stat(f)
+		if err != nil {
+			return err
+		}
+		need += uint64(st.Size())
+	}
+	if j.dry && len(gens) > 1 {
+		j.say(fmt.Sprintf("%d bytes free before the old generations are removed; %d needed", free, need))
+		return nil
+	}
+	if need > free {
+		return fmt.Errorf("the new kernel and initrd need %d bytes, the EFI system partition has %d free next to the current generation: "+
+			"make the system smaller, or the partition bigger (homestaker disk format, which erases the disk)", need, free)
+	}
+	return nil
+}
+
+// putVerified copies src to p and compares SHA-256 sums of both.
+func (j *job) putVerified(src, p string) error {
+	if err := j.esp.put(src, p); err != nil {
+		return err
+	}
+	want, err := fileSum(src)
+	if err != nil {
+		return err
+	}
+	got, err := j.esp.sum(p)
+	if err != nil {
+		return err
+	}
+	if got != want {
+		return fmt.Errorf("%s on the EFI system partition reads back with SHA-256 %s, %s has %s: the disk may be failing", p, got, src, want)
+	}
+	return nil
+}
+
+// writeFile writes content to p: first under p+".tmp", then renamed over p.
+func (j *job) writeFile(work, p string, content []byte) error {
+	local := filepath.Join(work, path.Base(p))
+	if err := os.WriteFile(local, content, 0o600); err != nil {
+		return err
+	}
+	if err := j.esp.mkdirAll(path.Dir(p)); err != nil {
+		return err
+	}
+	if err := j.esp.put(local, p+tmpSuffix); err != nil {
+		return err
+	}
+	return j.esp.rename(p+tmpSuffix, path.Base(p))
+}
+
+// hasGRUB reports whether an earlier install put GRUB's menu on the partition.
+func (j *job) hasGRUB() bool {
+	ok, err := j.esp.exists(grubCfg)
+	return err == nil && ok
+}
+
+// installSystemdBoot puts systemd-boot where UEFI firmware finds it without
+// an NVRAM entry, and loader.conf next to the entries.
+func (j *job) installSystemdBoot(l Loader, work string) error {
+	return j.do(fmt.Sprintf("install systemd-boot from %s as %s and %s, with %s", l.SystemdBoot, efiFallback, efiSystemd, loaderConf), func() error {
+		for _, p := range []string{efiSystemd, efiFallback} {
+			if err := j.esp.mkdirAll(path.Dir(p)); err != nil {
+				return err
+			}
+			if err := j.esp.put(l.SystemdBoot, p+tmpSuffix); err != nil {
+				return err
+			}
+			if err := j.esp.rename(p+tmpSuffix, path.Base(p)); err != nil {
+				return err
+			}
+		}
+		return j.writeFile(work, loaderConf, []byte(loaderConfText))
+	})
+}
+
+// installGRUB copies GRUB's modules to the partition and writes core.img
+// and the boot code.
+func (j *job) installGRUB(t Target, l Loader, c biosCode) error {
+	err := j.do(fmt.Sprintf("copy GRUB's %d modules from %s to %s/i386-pc", len(l.GRUBModules), l.GRUBDir, grubDir), func() error {
+		if err := j.esp.mkdirAll(grubDir + "/i386-pc"); err != nil {
+			return err
+		}
+		args := append([]string{"-o", "-D", "o"}, l.GRUBModules...)
+		if _, err := j.esp.mtools("mcopy", append(args, "::"+grubDir+"/i386-pc/")...); err != nil {
+			return fmt.Errorf("copy GRUB's modules to the EFI system partition: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return j.do(fmt.Sprintf("write GRUB's core.img (%d bytes) to partition %d (%s) and its boot code to sector 0 of %s",
+		len(c.core), t.BIOSBoot.Number, disk.BIOSPartLabel, t.Path), func() error {
+		return writeBIOS(t.Path, c, t.BIOSBoot.StartBytes)
+	})
+}
+
+// prepareBIOS checks that t can boot GRUB from a BIOS and patches its boot code.
+func (t Target) prepareBIOS(l Loader) (biosCode, error) {
+	if t.BIOSBoot.Number == 0 {
+		return biosCode{}, refused(t.Path, "it has no BIOS boot partition labelled %s, which GRUB needs on a BIOS machine", disk.BIOSPartLabel)
+	}
+	if t.SectorSize != biosSector {
+		return biosCode{}, refused(t.Path, "it has %d-byte sectors; a BIOS boots only disks with 512-byte sectors (use UEFI)", t.SectorSize)
+	}
+	if t.ESP.Number != 2 {
+		return biosCode{}, refused(t.Path, "its EFI system partition is partition %d; GRUB's core.img looks for %s", t.ESP.Number, GRUBPrefix)
+	}
+	bootImg, err := os.ReadFile(l.GRUBBootImg)
+	if err != nil {
+		return biosCode{}, fmt.Errorf("--loader: %w", err)
+	}
+	coreImg, err := os.ReadFile(l.GRUBCoreImg)
+	if err != nil {
+		return biosCode{}, fmt.Errorf("--loader: %w", err)
+	}
+	c, err := prepareBIOS(bootImg, coreImg, t.BIOSBoot.StartBytes, t.BIOSBoot.Bytes)
+	if err != nil {
+		return biosCode{}, fmt.Errorf("--loader %s: %w", l.GRUBDir, err)
+	}
+	return c, nil
+}
+
+// Loader is where the boot loader's files are.
+type Loader struct {
+	// SystemdBoot is systemd-bootx64.efi (UEFI).
+	SystemdBoot string
+	// GRUBDir is GRUB's i386-pc folder with boot.img, core.img (made with
+	// prefix GRUBPrefix) and the modules (BIOS).
+	GRUBDir, GRUBBootImg, GRUBCoreImg string
+	GRUBModules                       []string
+}
+
+// FindLoader looks in dir for the files of the firmware's boot loader:
+// for UEFI systemd-bootx64.efi, in dir itself or where systemd's package
+// keeps it (lib/systemd/boot/efi); for BIOS GRUB's i386-pc folder (dir
+// itself or lib/grub/i386-pc) holding boot.img, core.img and the modules.
+func FindLoader(dir string, fw Firmware) (Loader, error) {
+	if dir == "" {
+		return Loader{}, fmt.Errorf("--loader: no folder named; it holds the boot loader from the build")
+	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return Loader{}, fmt.Errorf("--loader %s: not a folder", dir)
+	}
+	first := func(cands ...string) string {
+		for _, c := range cands {
+			if st, err := os.Stat(c); err == nil && st.Mode().IsRegular() {
+				return c
+			}
+		}
+		return ""
+	}
+	switch fw {
+	case UEFI:
+		p := first(filepath.Join(dir, "systemd-bootx64.efi"), filepath.Join(dir, "lib/systemd/boot/efi/systemd-bootx64.efi"),
+			filepath.Join(dir, "usr/lib/systemd/boot/efi/systemd-bootx64.efi"))
+		if p == "" {
+			return Loader{}, fmt.Errorf("--loader %s: no systemd-bootx64.efi in it or in lib/systemd/boot/efi", dir)
+		}
+		return Loader{SystemdBoot: p}, nil
+	case BIOS:
+		for _, d := range []string{dir, filepath.Join(dir, "lib/grub/i386-pc")} {
+			l := Loader{GRUBDir: d, GRUBBootImg: filepath.Join(d, "boot.img"), GRUBCoreImg: filepath.Join(d, "core.img")}
+			if first(l.GRUBBootImg) == "" || first(l.GRUBCoreImg) == "" {
+				continue
+			}
+			for _, pat := range []string{"*.mod", "*.lst"} {
+				m, _ := filepath.Glob(filepath.Join(d, pat))
+				l.GRUBModules = append(l.GRUBModules, m...)
+			}
+			sort.Strings(l.GRUBModules)
+			if len(l.GRUBModules) == 0 {
+				return Loader{}, fmt.Errorf("--loader %s: GRUB's modules (*.mod) are missing next to boot.img", d)
+			}
+			return l, nil
+		}
+		return Loader{}, fmt.Errorf("--loader %s: no GRUB boot.img and core.img in it or in lib/grub/i386-pc (core.img is made by grub-mkimage -O i386-pc -p '%s' biosdisk part_gpt fat)", dir, GRUBPrefix)
+	}
+	return Loader{}, fmt.Errorf("--firmware %q: want uefi or bios", fw)
+}

@@ -234,7 +234,7 @@ func TestREADMECommandsHaveTheirFlags(t *testing.T) {
 			continue
 		}
 		sub := words[:1]
-		if words[0] == "disk" && len(words) > 1 {
+		if (words[0] == "disk" || words[0] == "boot" || words[0] == "image") && len(words) > 1 && !strings.HasPrefix(words[1], "-") {
 			sub = words[:2]
 		}
 		env, stdout, stderr := testEnv(nil)

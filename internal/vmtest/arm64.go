@@ -142,7 +142,7 @@ func (k Arm64Kit) ModuleFiles(names ...string) ([]InitrdFile, error) {
 // Append directly, its console on the PL011 UART (ttyAMA0).
 type Arm64Config struct {
 	Kernel, Initrd, Append string
-	MemoryMiB             int
+	MemoryMiB              int
 	// NICs are virtio network cards on QEMU's restricted user network:
 	// the guest reaches nothing outside.
 	NICs []NIC

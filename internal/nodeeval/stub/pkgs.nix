@@ -21,6 +21,7 @@ let
     overrideAttrs = _: fake name;
   };
   fakeFn = name: _: fake name;
+  kernelTarget = if lib.hasPrefix "aarch64-" system then "Image" else "bzImage";
   base = self: {
     inherit lib;
     stdenv = {
@@ -51,9 +52,10 @@ let
       json = _: { type = lib.types.anything; generate = fakeFn; };
       yaml = _: { type = lib.types.anything; generate = fakeFn; };
     };
-    linuxPackages = { kernel = fake "linux"; };
+    # A kernel package names its image file (target), as in nixpkgs.
+    linuxPackages = { kernel = fake "linux" // { target = kernelTarget; }; };
     linuxPackages_latest = self.linuxPackages;
-    linuxPackages_rpi4 = { kernel = fake "linux-rpi4"; };
+    linuxPackages_rpi4 = { kernel = fake "linux-rpi4" // { target = kernelTarget; }; };
   }
   // lib.genAttrs [
     "age" "bash" "bashInteractive" "btrfs-progs" "coreutils" "coreutils-full" "curl" "dosfstools"

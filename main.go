@@ -49,6 +49,7 @@ func commands() []command {
 		{"disk", "list disks, or partition and format the data disk", runDisk},
 		{"kexec", "check the machine, carry the network over and boot the node from RAM", runKexec},
 		{"flash", "write an ISO or SD image to a USB stick or card, then verify it", runFlash},
+		{"image", "assemble a Raspberry Pi 4 SD-card image from a folder of parts", runImage},
 	}
 }
 

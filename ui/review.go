@@ -30,6 +30,9 @@ type Review struct {
 	ConfirmNames []string
 	// Build says what will be built; Boot how the node will boot.
 	Build, Boot string
+	// RAM says how the node's RAM divides between the system, which lives
+	// in RAM, and the clients ("" when the RAM is unknown).
+	RAM string
 	// Warnings are the plan's warnings.
 	Warnings []plan.Problem
 	// Blocker, when set, is why the whole plan cannot be applied here
@@ -89,6 +92,9 @@ func (r Review) Text() string {
 	}
 	if r.Boot != "" {
 		fmt.Fprintf(&b, "Boot: %s\n", r.Boot)
+	}
+	if r.RAM != "" {
+		fmt.Fprintf(&b, "RAM: %s\n", r.RAM)
 	}
 	fmt.Fprintf(&b, "Answers file: %s\n", r.AnswersPath)
 	for _, w := range r.Warnings {

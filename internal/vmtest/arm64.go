@@ -146,6 +146,8 @@ type Arm64Config struct {
 	// NICs are virtio network cards on QEMU's restricted user network:
 	// the guest reaches nothing outside.
 	NICs []NIC
+	// Disks are virtio disks (/dev/vda, …; the guest loads virtio_blk).
+	Disks []Disk
 	// Expect ends the run as soon as the console matches it.
 	Expect  *regexp.Regexp
 	Timeout time.Duration
@@ -165,6 +167,12 @@ func RunArm64(ctx context.Context, cfg Arm64Config) (Result, error) {
 		"-machine", "virt", "-accel", "tcg", "-cpu", "cortex-a72", "-smp", "1", "-m", strconv.Itoa(cfg.MemoryMiB),
 		"-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot", "-nodefaults",
 		"-kernel", cfg.Kernel, "-initrd", cfg.Initrd, "-append", cfg.Append,
+	}
+	for i, d := range cfg.Disks {
+		id := fmt.Sprintf("disk%d", i)
+		args = append(args,
+			"-drive", fmt.Sprintf("file=%s,format=raw,if=none,id=%s,cache=writeback", escapeComma(d.Path), id),
+			"-device", fmt.Sprintf("virtio-blk-pci,drive=%s,serial=vmtest%d", id, i))
 	}
 	for i, n := range cfg.NICs {
 		args = append(args,
@@ -212,4 +220,36 @@ func RunArm64(ctx context.Context, cfg Arm64Config) (Result, error) {
 		return res, fmt.Errorf("arm64 guest did not finish within %s; console:\n%s", cfg.Timeout, tail(res.Console, 60))
 	}
 	return res, fmt.Errorf("arm64 guest stopped without an exit status (qemu: %v); console:\n%s", runErr, tail(res.Console, 60))
+}
+
+// TreeFiles lists the files and links under root/dir (as initrd files named
+// dir/…): a part of the kit's arm64 root, such as its libraries, for an
+// initrd that runs the kit's programs.
+func TreeFiles(root, dir string) ([]InitrdFile, error) {
+	var out []InitrdFile
+	err := filepath.WalkDir(filepath.Join(root, dir), func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.Type()&os.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			out = append(out, InitrdFile{Name: rel, Link: target})
+		case info.Mode().IsRegular():
+			out = append(out, InitrdFile{Name: rel, Source: p, Mode: uint32(info.Mode().Perm())})
+		}
+		return nil
+	})
+	return out, err
 }

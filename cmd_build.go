@@ -69,7 +69,16 @@ func findNix(ctx context.Context, env *cliEnv, deps buildDeps) (string, image.Ni
 }
 
 func runBuild(ctx context.Context, env *cliEnv, args []string) int {
-	return runBuildWith(ctx, env, args, defaultBuildDeps())
+	return runBuildWith(ctx, env, args, env.buildDeps())
+}
+
+// buildDeps are the nix capabilities of env: the real ones unless a test
+// set env.build.
+func (env *cliEnv) buildDeps() buildDeps {
+	if env.build != nil {
+		return *env.build
+	}
+	return defaultBuildDeps()
 }
 
 func runBuildWith(ctx context.Context, env *cliEnv, args []string, deps buildDeps) int {
@@ -118,6 +127,23 @@ func runBuildWith(ctx context.Context, env *cliEnv, args []string, deps buildDep
 		}
 		fmt.Fprintf(env.stderr, "Nix %s is older than %d.%d; building anyway (--allow-old-nix).\n",
 			version, image.MinNixMajor, image.MinNixMinor)
+	}
+
+	// Evaluate first: a configuration Nix refuses stops here, with the
+	// evaluator's own message, before anything is built.
+	fmt.Fprintf(env.stderr, "Evaluating the configuration of %s with Nix %s.\n", target.Host, version)
+	if _, err := image.Evaluate(ctx, image.EvalOptions{Target: target, NixPath: nixPath, NixArgs: opts, Run: deps.run}); err != nil {
+		var ee *image.EvalError
+		switch {
+		case errors.As(err, &ee):
+			writeEvalFailure(env.stderr, ee)
+		case errors.Is(err, context.Canceled):
+			fmt.Fprintf(env.stderr, "homestaker build: %v\n", err)
+			return exitInterrupt
+		default:
+			fmt.Fprintf(env.stderr, "homestaker build: %v\n", err)
+		}
+		return exitFailure
 	}
 
 	what := "kexec tree"
@@ -269,4 +295,14 @@ func clientsRAM(t image.BuildTarget) uint64 {
 		}
 	}
 	return gib << 30
+}
+
+// writeEvalFailure prints a failed evaluation: the evaluator's message,
+// indented, and the command that shows the whole trace.
+func writeEvalFailure(w io.Writer, ee *image.EvalError) {
+	fmt.Fprintf(w, "homestaker build: the configuration of host %s does not evaluate; nothing was built:\n", ee.Target.Host)
+	for _, l := range strings.Split(ee.Message, "\n") {
+		fmt.Fprintf(w, "  %s\n", l)
+	}
+	fmt.Fprintf(w, "See the whole trace with: %s\n", ee.ShowTraceCommand())
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/homestaker/homestaker/disk"
 	"github.com/homestaker/homestaker/plan"
 	"github.com/homestaker/homestaker/report"
+	"github.com/homestaker/homestaker/secrets"
 )
 
 // systemRootEnv points disk discovery at a recorded machine instead of "/"
@@ -108,7 +109,8 @@ func runDiskFormat(ctx context.Context, env *cliEnv, sys disk.System, args []str
 	image := fl.String("image", "", "write to this image file instead of the plan's disk")
 	sizeFlag := fl.String("size", "", "size of a new image, in bytes or with K/M/G/T (binary) suffix")
 	sectorFlag := fl.Uint64("sector-size", 512, "logical sector size of the image: 512 or 4096")
-	hostKey := fl.String("host-key", "", "SSH host private key to put in "+disk.SSHHostKeyPath)
+	hostKey := fl.String("host-key", "", "SSH host private key to put in "+disk.SSHHostKeyPath+" (default: the host's key in the private folder)")
+	private := fl.String("private", "", "the private `folder` 'homestaker render' kept the host key in (default $XDG_STATE_HOME/homestaker)")
 	dryRun := fl.Bool("dry-run", false, "print the partition table and every command, write nothing")
 	yes := fl.Bool("yes", false, "do not ask (needs --confirm-device)")
 	confirm := fl.String("confirm-device", "", "the device (or image) to erase, named again, with --yes")
@@ -136,6 +138,10 @@ func runDiskFormat(ctx context.Context, env *cliEnv, sys disk.System, args []str
 		fmt.Fprintf(env.stderr, "homestaker disk format: answers file %s: %v\n", *answers, err)
 		return exitInvalid
 	}
+	keyPath, code := diskHostKey(env, *answers, p, *hostKey, *private)
+	if code >= 0 {
+		return code
+	}
 	out := env.stderr
 	if *dryRun {
 		out = env.stdout
@@ -144,7 +150,7 @@ func runDiskFormat(ctx context.Context, env *cliEnv, sys disk.System, args []str
 		System:   sys,
 		Reporter: report.Func(func(e report.Event) { printEvent(out, e) }),
 	}
-	opts := disk.Options{HostKeyFile: *hostKey, DryRun: *dryRun}
+	opts := disk.Options{HostKeyFile: keyPath, DryRun: *dryRun}
 	fail := func(err error) int { return formatFailure(env, err) }
 
 	if *image != "" {
@@ -187,6 +193,48 @@ func runDiskFormat(ctx context.Context, env *cliEnv, sys disk.System, args []str
 		describeErase(env.stderr, p, target, placed)
 		return confirmTarget(env, *yes, *confirm, p.Disk.Device, eraseNames(p, target))
 	})
+}
+
+// diskHostKey finds the host key disk format puts on the data disk: the
+// --host-key file, else the host's key in the private folder (--private, or
+// render's default). The key must match the answers' ssh.hostKey when that
+// is set, because the flake's secrets are encrypted to it. code >= 0 means
+// stop: the key is missing (exitRefused, naming the file and what to do),
+// unreadable, or another key.
+func diskHostKey(env *cliEnv, answersPath string, p plan.Plan, keyFlag, privateFlag string) (string, int) {
+	const cmd = "homestaker disk format"
+	path := keyFlag
+	if path == "" {
+		dir, err := privateDir(env, privateFlag)
+		if err != nil {
+			fmt.Fprintf(env.stderr, "%s: %v\n", cmd, err)
+			return "", exitUsage
+		}
+		path = secrets.HostKeyPath(dir, p.Host.Name)
+	}
+	key, err := secrets.ReadHostKeyFile(path, p.Host.Name)
+	if errors.Is(err, fs.ErrNotExist) {
+		what := "the host key file " + path
+		if keyFlag == "" {
+			what = "the SSH host key of " + p.Host.Name + " (" + path + ")"
+		}
+		fmt.Fprintf(env.stderr, "%s: refusing: %s does not exist; nothing was written.\n"+
+			"The flake's secrets are encrypted to the host key 'homestaker render' made, and the node reads that key from the data disk.\n"+
+			"Run 'homestaker render --answers %s --out DIR' first (it makes the key), or give the folder render used with --private DIR, or the key itself with --host-key FILE.\n",
+			cmd, what, answersPath)
+		return "", exitRefused
+	}
+	if err != nil {
+		fmt.Fprintf(env.stderr, "%s: refusing: %v; nothing was written\n", cmd, err)
+		return "", exitRefused
+	}
+	if p.SSH.HostKey != "" && !secrets.SamePublicKey(p.SSH.HostKey, key.PublicKey) {
+		fmt.Fprintf(env.stderr, "%s: refusing: the answers %s name the host key %s (ssh.hostKey), but %s is %s; nothing was written.\n"+
+			"The flake's secrets are encrypted to the answers' key: give that key with --host-key FILE or --private DIR, or render the flake again with this one.\n",
+			cmd, answersPath, p.SSH.HostKey, path, key.PublicKey)
+		return "", exitRefused
+	}
+	return path, -1
 }
 
 // formatPlanDisk erases and formats the plan's data disk with f, after

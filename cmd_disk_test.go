@@ -10,17 +10,25 @@ import (
 	"testing"
 
 	"github.com/homestaker/homestaker/internal/testutil"
+	"github.com/homestaker/homestaker/secrets"
 )
 
+// runDiskCLI runs homestaker disk with the recorded machine root and a
+// state folder holding an SSH host key for node1 (the host of writeAnswers).
 func runDiskCLI(t *testing.T, root, stdin string, args ...string) (int, string, string) {
 	t.Helper()
+	state := t.TempDir()
+	if _, _, err := secrets.EnsureHostKey(filepath.Join(state, "homestaker"), "node1"); err != nil {
+		t.Fatal(err)
+	}
+	return runDiskCLIEnv(t, map[string]string{systemRootEnv: root, "XDG_STATE_HOME": state}, stdin, args...)
+}
+
+// runDiskCLIEnv runs homestaker disk with exactly the environment vars.
+func runDiskCLIEnv(t *testing.T, vars map[string]string, stdin string, args ...string) (int, string, string) {
+	t.Helper()
 	var out, errOut bytes.Buffer
-	env := &cliEnv{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errOut, getenv: func(k string) string {
-		if k == systemRootEnv {
-			return root
-		}
-		return ""
-	}}
+	env := &cliEnv{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errOut, getenv: func(k string) string { return vars[k] }}
 	code := run(context.Background(), env, append([]string{"disk"}, args...))
 	return code, out.String(), errOut.String()
 }

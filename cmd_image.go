@@ -15,12 +15,13 @@ import (
 // 4 SD-card image from a folder of parts (what an sd host's build makes, or
 // parts built elsewhere), with the same code `homestaker build` uses.
 func runImage(ctx context.Context, env *cliEnv, args []string) int {
-	if len(args) == 0 || args[0] != "sd" {
+	help := len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help")
+	if len(args) == 0 || (args[0] != "sd" && !help) {
 		fmt.Fprintln(env.stderr, "usage: homestaker image sd --parts DIR --out FILE")
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return exitOK
-		}
 		return exitUsage
+	}
+	if help {
+		args = []string{"sd", "--help"} // the only image there is
 	}
 	fl := flag.NewFlagSet("image sd", flag.ContinueOnError)
 	fl.SetOutput(env.stderr)

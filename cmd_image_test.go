@@ -76,4 +76,8 @@ func TestImageSDRefuses(t *testing.T) {
 	if _, err := os.Stat(out); err == nil {
 		t.Error("a refused image was written")
 	}
+	env, _, stderr := testEnv(nil)
+	if code := run(context.Background(), env, []string{"image", "--help"}); code != exitOK || !strings.Contains(stderr.String(), "-parts") {
+		t.Errorf("image --help: exit %d:\n%s", code, stderr)
+	}
 }

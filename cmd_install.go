@@ -26,6 +26,7 @@ import (
 	"github.com/homestaker/homestaker/secrets"
 	"github.com/homestaker/homestaker/steps"
 	"github.com/homestaker/homestaker/ui"
+	"github.com/homestaker/homestaker/validator"
 )
 
 // exitHangup is the exit status after the terminal went away (128+SIGHUP);
@@ -89,6 +90,11 @@ type session struct {
 	private string
 	home    string
 	flags   installFlags
+	// keys are the validator's keys of the plan last reviewed;
+	// keysChecked says they were checked already for the one plan of a
+	// headless run.
+	keys        validator.Keys
+	keysChecked bool
 }
 
 func install(ctx context.Context, env *cliEnv, f installFlags) int {
@@ -129,7 +135,12 @@ func (s *session) headless(ctx context.Context) int {
 	if code >= 0 {
 		return code
 	}
+	s.keys, res = checkKeys(p, s.cat, res)
+	s.keysChecked = true
 	printResult(env.stderr, s.flags.answers, res)
+	if !res.OK() {
+		return exitInvalid
+	}
 	out := s.flags.out
 	if out == "" {
 		out = filepath.Join(s.home, "homestaker-flake")
@@ -360,7 +371,7 @@ func (s *session) lineWizard(ctx context.Context, w *ui.Wizard, lines *ui.Lines,
 		var opts []string
 		var outcomes []ui.Outcome
 		if rev.Blocker == "" && rev.EraseDevice != "" {
-			opts = append(opts, "Apply: write the flake, erase the disk above, build, boot")
+			opts = append(opts, "Apply: write the flake, build, erase the disk above, boot")
 			outcomes = append(outcomes, ui.ApplyAll)
 		}
 		opts = append(opts, "Write the flake and answers only (no disk is touched)", "Go back and change answers", "Quit without writing anything")
@@ -396,17 +407,21 @@ func (s *session) review(p plan.Plan, flakeDir string) ui.Review {
 	rev := ui.Review{Plan: p, FlakeDir: flakeDir, PrivateDir: s.private,
 		AnswersPath: filepath.Join(flakeDir, "hosts", p.Host.Name, "homestaker.json")}
 	res := p.Validate(s.cat)
+	if res.OK() && !s.keysChecked {
+		s.keys, res = checkKeys(p, s.cat, res)
+	}
 	rev.Warnings = res.Warnings
 	if !res.OK() {
-		rev.Problem = res.Errors.Error()
+		rev.Problem = keysProblem(res)
 		return rev
 	}
+	rev.Validator = describeKeys(p, s.keys)
 	if inside(s.private, flakeDir) {
 		rev.Problem = fmt.Sprintf("the private folder %s is inside the flake folder %s; choose another flake folder", s.private, flakeDir)
 		return rev
 	}
 	var keyNotes []string
-	fr, err := steps.Flake(steps.FlakeRequest{Plan: p, Out: flakeDir, Private: s.private, DryRun: true,
+	fr, err := steps.Flake(steps.FlakeRequest{Plan: p, Out: flakeDir, Private: s.private, DryRun: true, Keys: &s.keys,
 		Report: report.Func(func(e report.Event) { keyNotes = append(keyNotes, e.Message) })})
 	if err != nil {
 		rev.Problem = err.Error()
@@ -460,7 +475,7 @@ func (s *session) review(p plan.Plan, flakeDir string) ui.Review {
 func nixProblem(env *cliEnv) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, v, err := findNix(ctx, env, defaultBuildDeps())
+	_, v, err := findNix(ctx, env, env.buildDeps())
 	if err != nil {
 		return "the image cannot be built here: " + err.Error()
 	}
@@ -471,7 +486,8 @@ func nixProblem(env *cliEnv) string {
 }
 
 // apply runs the steps for the outcome: keys and flake, then (ApplyAll)
-// the disk, the build and the boot.
+// the evaluation and build, the disk and the boot (DESIGN's order: nothing
+// is erased before the configuration evaluates and its image is built).
 func (s *session) apply(ctx context.Context, p plan.Plan, flakeDir string, outcome ui.Outcome, rev ui.Review) int {
 	env := s.env
 	step := func(n, total int, title string) {
@@ -486,7 +502,7 @@ func (s *session) apply(ctx context.Context, p plan.Plan, flakeDir string, outco
 	}
 	step(1, total, "Keys and flake")
 	rep := report.Func(func(e report.Event) { printEvent(env.stdout, e) })
-	fr, err := steps.Flake(steps.FlakeRequest{Plan: p, Out: flakeDir, Private: s.private, Report: rep})
+	fr, err := steps.Flake(steps.FlakeRequest{Plan: p, Out: flakeDir, Private: s.private, Report: rep, Keys: &s.keys})
 	if err != nil {
 		fmt.Fprintf(env.stderr, "homestaker: %v\n", err)
 		return exitFailure
@@ -497,14 +513,29 @@ func (s *session) apply(ctx context.Context, p plan.Plan, flakeDir string, outco
 	}
 	fmt.Fprintf(env.stdout, "answers: %s\n", filepath.Join(flakeDir, "hosts", p.Host.Name, "homestaker.json"))
 	if outcome != ui.ApplyAll {
-		fmt.Fprintf(env.stdout, "\nNext: format the data disk (`homestaker disk format --answers %s`), build (`homestaker build %s --host %s`), then boot it.\n",
-			filepath.Join(flakeDir, "hosts", p.Host.Name, "homestaker.json"), flakeDir, p.Host.Name)
+		// disk format finds the host key in the default private folder;
+		// another one must be named.
+		privateArg := ""
+		if def, err := privateDir(env, ""); err != nil || def != s.private {
+			privateArg = " --private " + shellWord(s.private)
+		}
+		fmt.Fprintf(env.stdout, "\nNext: format the data disk (`homestaker disk format --answers %s%s`), build (`homestaker build %s --host %s`), then boot it.\n",
+			shellWord(filepath.Join(flakeDir, "hosts", p.Host.Name, "homestaker.json")), privateArg, shellWord(flakeDir), p.Host.Name)
 		return exitOK
 	}
 
-	step(2, total, "Data disk "+rev.EraseDevice)
+	// Evaluate and build before the disk is touched: a configuration Nix
+	// refuses, or a failed build, leaves the data disk as it was.
+	step(2, total, "Evaluate and build")
+	code := runBuildWith(ctx, env, []string{flakeDir, "--host", p.Host.Name}, env.buildDeps())
+	if code != exitOK {
+		fmt.Fprintf(env.stderr, "homestaker: the data disk %s was not touched.\n", rev.EraseDevice)
+		return code
+	}
+
+	step(3, total, "Data disk "+rev.EraseDevice)
 	f := &disk.Formatter{System: s.sys, Reporter: rep}
-	code := formatPlanDisk(ctx, env, f, p, disk.Options{HostKeyFile: fr.HostKey.PrivatePath}, func(target disk.BlockDevice, _ disk.Layout) int {
+	code = formatPlanDisk(ctx, env, f, p, disk.Options{HostKeyFile: fr.HostKey.PrivatePath}, func(target disk.BlockDevice, _ disk.Layout) int {
 		// The user typed the device on the review; it must still be this disk.
 		if !slices.Contains(eraseNames(p, target), rev.EraseDevice) {
 			fmt.Fprintf(env.stderr, "homestaker: the disk changed since the review: %s is now %s; nothing was erased\n", rev.EraseDevice, target.Path)
@@ -516,11 +547,6 @@ func (s *session) apply(ctx context.Context, p plan.Plan, flakeDir string, outco
 		return code
 	}
 
-	step(3, total, "Build")
-	code = runBuildWith(ctx, env, []string{flakeDir, "--host", p.Host.Name}, defaultBuildDeps())
-	if code != exitOK {
-		return code
-	}
 	if p.Host.Format != plan.FormatKexec {
 		fmt.Fprintf(env.stdout, "\nBoot: %s\n", rev.Boot)
 		return exitOK
@@ -529,4 +555,15 @@ func (s *session) apply(ctx context.Context, p plan.Plan, flakeDir string, outco
 	// it jumps.
 	step(4, total, "Boot the node from RAM (kexec)")
 	return runKexec(ctx, env, []string{flakeDir, "--host", p.Host.Name})
+}
+
+// shellWord quotes s for a shell when it needs quoting, so a printed
+// command can be pasted as it is.
+func shellWord(s string) string {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=@+,%", r)) {
+			return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+		}
+	}
+	return s
 }

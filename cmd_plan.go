@@ -62,6 +62,21 @@ func readAnswers(path string) (plan.Plan, plan.Result, error) {
 	return p, p.Validate(cat), nil
 }
 
+// readAnswersAndKeys is readAnswers that also checks the validator's keys
+// (validate's job: every problem, the keys' included, with its field).
+func readAnswersAndKeys(path string) (plan.Plan, plan.Result, error) {
+	p, res, err := readAnswers(path)
+	if err != nil || !res.OK() {
+		return p, res, err
+	}
+	cat, err := plan.LoadCatalogue()
+	if err != nil {
+		return p, res, err
+	}
+	_, res = checkKeys(p, cat, res)
+	return p, res, nil
+}
+
 // loadAnswers is readAnswers for commands that go on with the plan: it
 // prints the problems and returns the exit code to stop with, or -1.
 func loadAnswers(env *cliEnv, path string) (plan.Plan, plan.Result, int) {
@@ -105,7 +120,7 @@ func runValidate(ctx context.Context, env *cliEnv, args []string) int {
 			fmt.Fprintln(env.stderr, "homestaker validate: --answers FILE is required")
 			return exitUsage
 		}
-		_, res, err := readAnswers(*answers)
+		_, res, err := readAnswersAndKeys(*answers)
 		if err != nil {
 			fmt.Fprintf(env.stderr, "homestaker: %v\n", err)
 			return exitFailure
@@ -123,11 +138,20 @@ func runValidate(ctx context.Context, env *cliEnv, args []string) int {
 		}
 		return exitOK
 	}
-	_, res, code := loadAnswers(env, *answers)
+	p, res, code := loadAnswers(env, *answers)
 	if code >= 0 {
 		return code
 	}
+	cat, err := plan.LoadCatalogue()
+	if err != nil {
+		fmt.Fprintf(env.stderr, "homestaker: %v\n", err)
+		return exitFailure
+	}
+	_, res = checkKeys(p, cat, res)
 	printResult(env.stderr, *answers, res)
+	if !res.OK() {
+		return exitInvalid
+	}
 	fmt.Fprintf(env.stdout, "%s: valid (%d warning(s))\n", *answers, len(res.Warnings))
 	return exitOK
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/homestaker/homestaker/image"
+	"github.com/homestaker/homestaker/plan"
 	"github.com/homestaker/homestaker/report"
 	"github.com/homestaker/homestaker/steps"
 )
@@ -28,7 +29,16 @@ func runRender(ctx context.Context, env *cliEnv, args []string) int {
 	if code >= 0 {
 		return code
 	}
+	cat, err := plan.LoadCatalogue()
+	if err != nil {
+		fmt.Fprintf(env.stderr, "homestaker render: %v\n", err)
+		return exitFailure
+	}
+	keys, res := checkKeys(p, cat, res)
 	printResult(env.stderr, *answers, res)
+	if !res.OK() {
+		return exitInvalid
+	}
 
 	privDir, err := privateDir(env, *private)
 	if err != nil {
@@ -47,7 +57,7 @@ func runRender(ctx context.Context, env *cliEnv, args []string) int {
 		}
 		fmt.Fprintf(env.stderr, "%s%s\n", prefix, e.Message)
 	})
-	res2, err := steps.Flake(steps.FlakeRequest{Plan: p, Out: *out, Private: privDir, DryRun: *dryRun, Report: rep})
+	res2, err := steps.Flake(steps.FlakeRequest{Plan: p, Out: *out, Private: privDir, DryRun: *dryRun, Report: rep, Keys: &keys})
 	if err != nil {
 		fmt.Fprintf(env.stderr, "homestaker render: %v\n", err)
 		return exitFailure

@@ -35,6 +35,9 @@ type cliEnv struct {
 	stdout io.Writer
 	stderr io.Writer
 	getenv func(string) string
+	// build, when set, replaces how nix is found and run (tests fake the
+	// evaluation and the build of install with it); nil is the real nix.
+	build *buildDeps
 }
 
 func commands() []command {

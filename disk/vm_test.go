@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/homestaker/homestaker/internal/vmtest"
+	"github.com/homestaker/homestaker/secrets"
 )
 
 // vmShare builds the homestaker binary into a share folder for the guest,
@@ -28,7 +29,12 @@ func vmShare(t *testing.T, fs string) string {
 	if err := os.WriteFile(filepath.Join(share, "homestaker.json"), []byte(answers), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	key := fakeHostKey(t)
+	// disk format reads the key: it must be a real one.
+	k, _, err := secrets.EnsureHostKey(t.TempDir(), "node1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := k.PrivatePath
 	for _, f := range []string{key, key + ".pub"} {
 		b, _ := os.ReadFile(f)
 		os.WriteFile(filepath.Join(share, filepath.Base(f)), b, 0o600)
@@ -65,6 +71,10 @@ func TestVMFormat(t *testing.T) {
 	}{{"ext4", 4096}, {"btrfs", 512}} {
 		t.Run(fmt.Sprintf("%s/%d", c.fs, c.sector), func(t *testing.T) {
 			share := vmShare(t, c.fs)
+			pub, err := os.ReadFile(filepath.Join(share, "ssh_host_ed25519_key.pub"))
+			if err != nil {
+				t.Fatal(err)
+			}
 			img := sparseDisk(t, share, 2<<30)
 			S := vmtest.GuestShareDir
 			res := runVM(t, vmtest.Config{
@@ -94,7 +104,7 @@ sgdisk -v /dev/vda | grep -q 'No problems found' && echo "CHECK sgdisk clean"
 				"TYPE=" + c.fs + " ", "LABEL=homestaker ", "PARTLABEL=disk-data-data ",
 				"CHECK mode execution-geth 755", "CHECK mode validator-lighthouse 755",
 				"CHECK mode secrets 700", "CHECK mode secrets/ssh 700", "CHECK mode secrets/ssh/ssh_host_ed25519_key 600",
-				"ssh-ed25519 AAAAtest root@node1", "CHECK sgdisk clean",
+				strings.TrimSpace(string(pub)), "CHECK sgdisk clean",
 			}
 			if c.fs == "btrfs" {
 				want = append(want, "path execution-geth", "path consensus-lighthouse", "path validator-lighthouse")
@@ -130,7 +140,7 @@ echo precious > /tmp/m/file; sync
 sums() { dd if=/dev/vda bs=1M count=4 2>/dev/null | sha256sum; dd if=/dev/vda bs=1M skip=2047 2>/dev/null | sha256sum; }
 before=$(sums)
 set +e
-` + S + `/homestaker disk format --answers ` + S + `/homestaker.json --yes --confirm-device /dev/vda
+` + S + `/homestaker disk format --answers ` + S + `/homestaker.json --host-key ` + S + `/ssh_host_ed25519_key --yes --confirm-device /dev/vda
 echo "CHECK exit $?"
 set -e
 [ "$(sums)" = "$before" ] && echo "CHECK untouched"

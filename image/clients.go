@@ -25,12 +25,40 @@ const (
 	SecretPrysmWallet = "prysm-wallet-password"
 )
 
-// SecretNames lists the secrets hosts/<name>/secrets.yaml holds for p: the
-// names default.nix declares under sops.secrets.
-func SecretNames(p plan.Plan) []string {
+// Secrets of the validator's keys (modules/validator-keys.nix declares them).
+const (
+	SecretValidatorPassword = "validator-password"
+	SecretSlashing          = "validator-slashing-protection"
+)
+
+// SecretKeystore is the secret holding the keystore of a public key
+// (0x-prefixed, lower case).
+func SecretKeystore(pubkey string) string { return "validator-keystore-" + pubkey }
+
+// ValidatorKeys is what the flake says of the validator's keys: which
+// keystores secrets.yaml holds and whether it has a slashing history. The
+// keys themselves are only in secrets.yaml, encrypted.
+type ValidatorKeys struct {
+	Pubkeys            []string
+	SlashingProtection bool
+}
+
+// SecretNames lists the secrets hosts/<name>/secrets.yaml holds for p and
+// its validator keys: the names default.nix and its modules declare under
+// sops.secrets.
+func SecretNames(p plan.Plan, keys ValidatorKeys) []string {
 	names := []string{SecretJWT}
 	if prysmValidator(p) {
 		names = append(names, SecretPrysmWallet)
+	}
+	if p.Ethereum.Validator.Enable && len(keys.Pubkeys) > 0 {
+		names = append(names, SecretValidatorPassword)
+		for _, pk := range keys.Pubkeys {
+			names = append(names, SecretKeystore(pk))
+		}
+		if keys.SlashingProtection {
+			names = append(names, SecretSlashing)
+		}
 	}
 	return names
 }
@@ -147,7 +175,7 @@ func beaconService(p plan.Plan, c plan.Client) service {
 			s.settings = append(s.settings, attr{"rest", true}, attr{"rest-address", "127.0.0.1"}, attr{"rest-port", 5052})
 		}
 		if mev {
-			s.settings = append(s.settings, attr{"payload-builder", true}, attr{"payload-builder-url", mevBoostURL})
+			s.settings = append(s.settings, attr{"payload-builder", "true"}, attr{"payload-builder-url", mevBoostURL})
 		}
 	}
 	return s
@@ -169,6 +197,9 @@ func validatorService(p plan.Plan, c plan.Client) service {
 		if mev {
 			s.settings = append(s.settings, attr{"builder-proposals", true})
 		}
+		if v.DoppelgangerOn() {
+			s.settings = append(s.settings, attr{"enable-doppelganger-protection", true})
+		}
 	case "prysm":
 		// The wallet lives in the validator's own state directory on the data
 		// disk (ethereum.nix would point --datadir at the beacon's, which the
@@ -179,10 +210,18 @@ func validatorService(p plan.Plan, c plan.Client) service {
 		if mev {
 			s.settings = append(s.settings, attr{"enable-builder", true})
 		}
+		if v.DoppelgangerOn() {
+			s.settings = append(s.settings, attr{"enable-doppelganger", true})
+		}
 	case "nimbus":
 		s.settings = attrs{{"beacon-node", beaconRESTURL}, {"suggested-fee-recipient", v.FeeRecipient}}
 		if mev {
-			s.settings = append(s.settings, attr{"payload-builder", true})
+			s.settings = append(s.settings, attr{"payload-builder", "true"})
+		}
+		// Nimbus checks for doppelgangers unless told not to; ethereum.nix
+		// drops false settings, so turning it off is an extra argument.
+		if !v.DoppelgangerOn() {
+			s.extraArgs = []string{"--doppelganger-detection=off"}
 		}
 	}
 	if v.Graffiti != "" {

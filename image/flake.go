@@ -89,6 +89,7 @@ func flakeNix() []byte {
             ./modules/base.nix
             ./modules/data-disk.nix
             ./modules/network-carry.nix
+            ./modules/validator-keys.nix
             ({ iso = ./modules/iso.nix; sd = ./modules/sd-card.nix; }.${host.format} or ./modules/kexec-tree.nix)
             (./hosts + "/${name}")
           ] ++ lib.optional (host.board == "rpi4") ./modules/rpi4.nix;

@@ -48,7 +48,7 @@ func TestGoldenHosts(t *testing.T) {
 	for _, name := range examples {
 		t.Run(name, func(t *testing.T) {
 			p := examplePlan(t, name)
-			got, err := HostNix(p, "/var/lib", true)
+			got, err := HostNix(p, "/var/lib", true, ValidatorKeys{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -78,7 +78,7 @@ func TestGoldenHosts(t *testing.T) {
 
 func TestGoldenContents(t *testing.T) {
 	p := examplePlan(t, "mainnet-erigon-lighthouse")
-	got, _ := HostNix(p, "/var/lib", true)
+	got, _ := HostNix(p, "/var/lib", true, ValidatorKeys{})
 	for _, want := range []string{
 		`services.ethereum.erigon.mainnet`,
 		`"authrpc.jwtsecret" = config.sops.secrets.jwt.path;`,
@@ -99,7 +99,7 @@ func TestGoldenContents(t *testing.T) {
 		}
 	}
 	pi := examplePlan(t, "rpi4-hoodi-geth-nimbus")
-	got, _ = HostNix(pi, "/var/lib", true)
+	got, _ = HostNix(pi, "/var/lib", true, ValidatorKeys{})
 	for _, want := range []string{`nixpkgs.hostPlatform = "aarch64-linux";`, `hoodi = true;`, `services.ethereum.nimbus-validator.hoodi`} {
 		if !strings.Contains(string(got), want) {
 			t.Errorf("pi default.nix lacks %s", want)

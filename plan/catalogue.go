@@ -72,6 +72,10 @@ type NetworkInfo struct {
 	Source                 string   `json:"source"`
 	CheckpointSyncURLs     []string `json:"-"`
 	Relays                 []Relay  `json:"-"`
+	// GenesisForkVersion (deposit data) and GenesisValidatorsRoot
+	// (slashing-protection files) identify the network, 0x-prefixed hex.
+	GenesisForkVersion    string `json:"-"`
+	GenesisValidatorsRoot string `json:"-"`
 }
 
 // Relay is a MEV-boost relay as its operator publishes it.
@@ -108,8 +112,10 @@ func LoadCatalogue() (*Catalogue, error) {
 	}
 	var nets struct {
 		Networks map[Network]struct {
-			CheckpointSyncURLs []string `json:"checkpointSyncUrls"`
-			Relays             []Relay  `json:"relays"`
+			CheckpointSyncURLs    []string `json:"checkpointSyncUrls"`
+			Relays                []Relay  `json:"relays"`
+			GenesisForkVersion    string   `json:"genesisForkVersion"`
+			GenesisValidatorsRoot string   `json:"genesisValidatorsRoot"`
 		} `json:"networks"`
 	}
 	if err := json.Unmarshal(assets.Networks, &nets); err != nil {
@@ -124,6 +130,8 @@ func LoadCatalogue() (*Catalogue, error) {
 		n := nets.Networks[name]
 		info.CheckpointSyncURLs = n.CheckpointSyncURLs
 		info.Relays = n.Relays
+		info.GenesisForkVersion = n.GenesisForkVersion
+		info.GenesisValidatorsRoot = n.GenesisValidatorsRoot
 		c.Networks[name] = info
 	}
 	return c, nil

@@ -94,7 +94,22 @@ type Validator struct {
 	Enable       bool   `json:"enable"`
 	FeeRecipient string `json:"feeRecipient,omitempty"`
 	Graffiti     string `json:"graffiti,omitempty"`
+	// KeystoreDir is the validator_keys folder a deposit tool wrote
+	// (keystore-m_12381_3600_*.json, optionally deposit_data-*.json).
+	KeystoreDir string `json:"keystoreDir,omitempty"`
+	// PasswordFile holds the keystores' password (a trailing newline is not
+	// part of it). Only the path is kept here, never the password.
+	PasswordFile string `json:"passwordFile,omitempty"`
+	// SlashingProtection is an EIP-3076 interchange file from the machine
+	// the keys ran on before.
+	SlashingProtection string `json:"slashingProtection,omitempty"`
+	// Doppelganger keeps the validator from signing for its first epochs
+	// while it checks that no other machine runs the same keys. Default on.
+	Doppelganger *bool `json:"doppelganger,omitempty"`
 }
+
+// DoppelgangerOn reports whether doppelganger protection is on (the default).
+func (v Validator) DoppelgangerOn() bool { return v.Doppelganger == nil || *v.Doppelganger }
 
 // MevBoost configures mev-boost and the relays it asks for blocks.
 type MevBoost struct {

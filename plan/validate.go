@@ -46,6 +46,26 @@ func (p Plan) Validate(c *Catalogue) Result {
 		if cl != nil && cl.ValidatorModule == "" {
 			errs.add("ethereum.validator.enable", "ethereum.nix has no validator module for %s; choose lighthouse, prysm or nimbus as consensus client, or disable the validator", cl.Title)
 		}
+		keyPaths := map[string]string{"ethereum.validator.keystoreDir": v.KeystoreDir, "ethereum.validator.passwordFile": v.PasswordFile, "ethereum.validator.slashingProtection": v.SlashingProtection}
+		for _, path := range []string{"ethereum.validator.keystoreDir", "ethereum.validator.passwordFile", "ethereum.validator.slashingProtection"} {
+			if f := keyPaths[path]; f != "" && !strings.HasPrefix(f, "/") {
+				errs.add(path, "%q is not an absolute path: write it from / (the wizard does this for you)", f)
+			}
+		}
+		switch {
+		case v.KeystoreDir != "" && v.PasswordFile == "":
+			errs.add("ethereum.validator.passwordFile", "the keystores need their password: name the file that holds it")
+		case v.KeystoreDir == "" && (v.PasswordFile != "" || v.SlashingProtection != ""):
+			errs.add("ethereum.validator.keystoreDir", "a password or slashing-protection file without keystores: name the validator_keys folder too")
+		case v.KeystoreDir == "":
+			warns.add("ethereum.validator.keystoreDir", "no validator keys: the validator client starts without keys and attests nothing until you import them (set keystoreDir and passwordFile, then render again)")
+		}
+		if v.SlashingProtection != "" && e.Consensus == "prysm" {
+			errs.add("ethereum.validator.slashingProtection", "Prysm imports a slashing-protection history only into the database its validator client makes on its first start, so homestaker cannot import it before the keys sign: leave this empty, and before the node runs these keys, stop prysm-validator-%s on it and import the history by hand (README: Moving validators), or choose lighthouse or nimbus", e.Network)
+		}
+		if !v.DoppelgangerOn() {
+			warns.add("ethereum.validator.doppelganger", "doppelganger protection is off: if these keys run on another machine too, both will be slashed")
+		}
 		if netOK && info.PermissionedValidators {
 			warns.add("ethereum.validator.enable", "%s has a permissioned validator set: your validator will only attest if its keys were admitted; use hoodi to practise staking", info.Title)
 		}

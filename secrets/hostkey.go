@@ -107,30 +107,13 @@ func LoadHostKey(privateDir, host string) (HostKey, error) {
 			return HostKey{}, fmt.Errorf("restrict host key %s to mode 0600: %w", privPath, err)
 		}
 	}
-	data, err := os.ReadFile(privPath)
-	if err != nil {
-		return HostKey{}, fmt.Errorf("host key %s: %w", privPath, err)
-	}
-	priv, err := parseEd25519PrivateKey(data)
-	if err != nil {
-		return HostKey{}, fmt.Errorf("host key %s: %w", privPath, err)
-	}
-	k, err := hostKeyFromPublic(host, privPath, priv.Public().(ed25519.PublicKey))
+	k, err := ReadHostKeyFile(privPath, host)
 	if err != nil {
 		return HostKey{}, err
 	}
-	pubData, err := os.ReadFile(k.PublicPath)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	if _, err := os.Stat(k.PublicPath); errors.Is(err, fs.ErrNotExist) {
 		if err := WriteFileAtomic(k.PublicPath, []byte(k.PublicKey+" root@"+host+"\n"), 0o644); err != nil {
 			return HostKey{}, fmt.Errorf("save host public key: %w", err)
-		}
-	case err != nil:
-		return HostKey{}, fmt.Errorf("host public key %s: %w", k.PublicPath, err)
-	default:
-		onDisk, _, _, _, perr := ssh.ParseAuthorizedKey(pubData)
-		if perr != nil || strings.TrimSpace(string(ssh.MarshalAuthorizedKey(onDisk))) != k.PublicKey {
-			return HostKey{}, fmt.Errorf("host public key %s does not match private key %s; delete the .pub file to have it rewritten", k.PublicPath, privPath)
 		}
 	}
 	return k, nil
@@ -214,4 +197,53 @@ func ValidateHostName(name string) error {
 		}
 	}
 	return nil
+}
+
+// HostKeyPath is where the SSH host private key of host lives under
+// privateDir (what EnsureHostKey writes and LoadHostKey reads).
+func HostKeyPath(privateDir, host string) string {
+	return filepath.Join(HostKeyDir(privateDir, host), HostKeyFile)
+}
+
+// ReadHostKeyFile reads the SSH ed25519 host private key at privPath and
+// returns its public facts, changing nothing (unlike LoadHostKey it neither
+// tightens the file's mode nor writes a missing .pub). A .pub file next to
+// it must hold the same key. A missing file gives an error wrapping
+// fs.ErrNotExist.
+func ReadHostKeyFile(privPath, host string) (HostKey, error) {
+	data, err := os.ReadFile(privPath)
+	if err != nil {
+		return HostKey{}, fmt.Errorf("host key %s: %w", privPath, err)
+	}
+	priv, err := parseEd25519PrivateKey(data)
+	if err != nil {
+		return HostKey{}, fmt.Errorf("host key %s: %w", privPath, err)
+	}
+	k, err := hostKeyFromPublic(host, privPath, priv.Public().(ed25519.PublicKey))
+	if err != nil {
+		return HostKey{}, err
+	}
+	pubData, err := os.ReadFile(k.PublicPath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return HostKey{}, fmt.Errorf("host public key %s: %w", k.PublicPath, err)
+	default:
+		onDisk, _, _, _, perr := ssh.ParseAuthorizedKey(pubData)
+		if perr != nil || strings.TrimSpace(string(ssh.MarshalAuthorizedKey(onDisk))) != k.PublicKey {
+			return HostKey{}, fmt.Errorf("host public key %s does not match private key %s; delete the .pub file to have it rewritten", k.PublicPath, privPath)
+		}
+	}
+	return k, nil
+}
+
+// SamePublicKey reports whether two authorized-key lines name the same key
+// (comments and spacing aside).
+func SamePublicKey(a, b string) bool {
+	ka, _, _, _, err1 := ssh.ParseAuthorizedKey([]byte(strings.TrimSpace(a)))
+	kb, _, _, _, err2 := ssh.ParseAuthorizedKey([]byte(strings.TrimSpace(b)))
+	if err1 != nil || err2 != nil {
+		return strings.TrimSpace(a) == strings.TrimSpace(b)
+	}
+	return bytes.Equal(ka.Marshal(), kb.Marshal())
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/homestaker/homestaker/plan"
 	"github.com/homestaker/homestaker/report"
 	"github.com/homestaker/homestaker/secrets"
+	"github.com/homestaker/homestaker/validator"
 )
 
 // FlakeRequest asks for a host's flake to be written (or described).
@@ -28,8 +29,11 @@ type FlakeRequest struct {
 	Plan plan.Plan
 	// Out is the flake folder; Private the folder for private keys.
 	Out, Private string
-	DryRun       bool
-	Report       report.Reporter
+	// Keys are the validator's keys, checked (validator.Check); nil: Flake
+	// checks them itself when the plan names a keystore folder.
+	Keys   *validator.Keys
+	DryRun bool
+	Report report.Reporter
 }
 
 // FlakeResult is what the flake step did.
@@ -48,18 +52,42 @@ type FlakeResult struct {
 }
 
 // secretGenerators makes the secrets the host's default.nix declares
-// (image.SecretNames), each the first time it is needed.
-func secretGenerators(p plan.Plan) map[string]secrets.Generator {
+// (image.SecretNames), each the first time it is needed: generated ones
+// (the JWT, Prysm's wallet password) and the validator's keys as the user
+// gave them.
+func secretGenerators(p plan.Plan, keys validator.Keys) map[string]secrets.Generator {
 	gens := map[string]secrets.Generator{}
-	for _, name := range image.SecretNames(p) {
-		switch name {
-		case image.SecretJWT:
+	byName := map[string][]byte{}
+	for _, k := range keys.Keystores {
+		byName[image.SecretKeystore(k.Pubkey)] = k.Data
+	}
+	for _, name := range image.SecretNames(p, flakeKeys(keys)) {
+		switch {
+		case name == image.SecretJWT:
 			gens[name] = secrets.NewJWTSecret
-		default:
+		case name == image.SecretPrysmWallet:
 			gens[name] = secrets.NewPassword
+		case name == image.SecretValidatorPassword:
+			path := p.Ethereum.Validator.PasswordFile
+			gens[name] = func() (string, error) { return validator.ReadPasswordFile(path) }
+		case name == image.SecretSlashing:
+			data := keys.Slashing
+			gens[name] = func() (string, error) { return string(data), nil }
+		default:
+			data, ok := byName[name]
+			if !ok {
+				panic("steps: no value for secret " + name)
+			}
+			gens[name] = func() (string, error) { return string(data), nil }
 		}
 	}
 	return gens
+}
+
+// flakeKeys is what the flake says of the keys: their public keys and
+// whether a slashing history comes with them.
+func flakeKeys(k validator.Keys) image.ValidatorKeys {
+	return image.ValidatorKeys{Pubkeys: k.Pubkeys(), SlashingProtection: k.Slashing != nil}
 }
 
 // Flake runs the keys and flake steps: the host key and admin identity in
@@ -73,6 +101,22 @@ func Flake(req FlakeRequest) (FlakeResult, error) {
 	p := req.Plan
 	res := FlakeResult{}
 	name := p.Host.Name
+
+	// The validator's keys are checked before anything is written.
+	var keys validator.Keys
+	if req.Keys != nil {
+		keys = *req.Keys
+	} else {
+		cat, err := plan.LoadCatalogue()
+		if err != nil {
+			return res, err
+		}
+		var r plan.Result
+		keys, r = validator.Check(p, cat)
+		if !r.OK() {
+			return res, r.Errors
+		}
+	}
 
 	// Keys.
 	var key secrets.HostKey
@@ -136,13 +180,13 @@ func Flake(req FlakeRequest) (FlakeResult, error) {
 			return res, err
 		}
 		recipients := append([]string{key.Recipient}, p.Secrets.AdminRecipients...)
-		changed, err := secrets.EnsureSecretsFile(secretsFile, recipients, []age.Identity{id}, secretGenerators(p))
+		changed, err := secrets.EnsureSecretsFile(secretsFile, recipients, []age.Identity{id}, secretGenerators(p, keys))
 		if err != nil {
 			return res, fmt.Errorf("secrets of %s: %w", name, err)
 		}
 		secretsChanged = changed
 		if changed {
-			rep.Report(report.Event{Step: "keys", Message: "wrote " + secretsFile + " (" + strings.Join(image.SecretNames(p), ", ") + ", encrypted to the host and the admins)"})
+			rep.Report(report.Event{Step: "keys", Message: "wrote " + secretsFile + " (" + strings.Join(secretSummary(p, keys), ", ") + ", encrypted to the host and the admins)"})
 		}
 	}
 	secretsYAML, err = os.ReadFile(secretsFile)
@@ -161,6 +205,7 @@ func Flake(req FlakeRequest) (FlakeResult, error) {
 		SecretsYAML:    secretsYAML,
 		SopsConfig:     secrets.RenderSopsConfig(rules),
 		DataMountPoint: disk.DataMountPoint,
+		Keys:           flakeKeys(keys),
 	}
 	if key.PublicKey != "" {
 		line, err := secrets.KnownHostsLine(key.PublicKey, name)
@@ -193,6 +238,22 @@ func Flake(req FlakeRequest) (FlakeResult, error) {
 	}
 	res.Plan, res.HostKey = p, key
 	return res, err
+}
+
+// secretSummary names what the secrets file holds, for the progress line:
+// never a value.
+func secretSummary(p plan.Plan, keys validator.Keys) []string {
+	out := []string{"the engine-API JWT"}
+	if p.Ethereum.Validator.Enable && p.Ethereum.Consensus == "prysm" {
+		out = append(out, "Prysm's wallet password")
+	}
+	if n := len(keys.Keystores); n > 0 && p.Ethereum.Validator.Enable {
+		out = append(out, fmt.Sprintf("%d validator keystore(s) and their password", n))
+		if keys.Slashing != nil {
+			out = append(out, "the slashing-protection history")
+		}
+	}
+	return out
 }
 
 // sopsRules collects the creation rule of every host in the flake: the ones

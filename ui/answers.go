@@ -53,15 +53,20 @@ const (
 // back shows exactly what was there. It holds no secret material: it is
 // saved as the draft when the connection drops.
 type Answers struct {
-	Hardware        string   `json:"hardware"`
-	HostName        string   `json:"hostName"`
-	Timezone        string   `json:"timezone"`
-	Network         string   `json:"network"`
-	Execution       string   `json:"execution"`
-	Consensus       string   `json:"consensus"`
-	Validator       bool     `json:"validator"`
-	FeeRecipient    string   `json:"feeRecipient"`
-	Graffiti        string   `json:"graffiti"`
+	Hardware     string `json:"hardware"`
+	HostName     string `json:"hostName"`
+	Timezone     string `json:"timezone"`
+	Network      string `json:"network"`
+	Execution    string `json:"execution"`
+	Consensus    string `json:"consensus"`
+	Validator    bool   `json:"validator"`
+	FeeRecipient string `json:"feeRecipient"`
+	Graffiti     string `json:"graffiti"`
+	// KeystoreDir, PasswordFile and SlashingFile are paths as typed; the
+	// password itself is never asked for here.
+	KeystoreDir     string   `json:"keystoreDir"`
+	PasswordFile    string   `json:"passwordFile"`
+	SlashingFile    string   `json:"slashingFile"`
 	MevBoost        bool     `json:"mevBoost"`
 	Relays          []string `json:"relays"`
 	CheckpointURL   string   `json:"checkpointUrl"`
@@ -131,6 +136,9 @@ func AnswersFromPlan(p plan.Plan, hw Hardware, cat *plan.Catalogue, flakeDir str
 	a.Validator = p.Ethereum.Validator.Enable
 	a.FeeRecipient = p.Ethereum.Validator.FeeRecipient
 	a.Graffiti = p.Ethereum.Validator.Graffiti
+	a.KeystoreDir = p.Ethereum.Validator.KeystoreDir
+	a.PasswordFile = p.Ethereum.Validator.PasswordFile
+	a.SlashingFile = p.Ethereum.Validator.SlashingProtection
 	a.MevBoost = p.Ethereum.MevBoost.Enable
 	a.Relays = append([]string(nil), p.Ethereum.MevBoost.Relays...)
 	a.CheckpointURL = p.Ethereum.CheckpointSyncURL
@@ -245,9 +253,12 @@ func (a Answers) Plan(hw Hardware, cat *plan.Catalogue) plan.Plan {
 	}
 	if a.Validator {
 		p.Ethereum.Validator = plan.Validator{
-			Enable:       true,
-			FeeRecipient: strings.TrimSpace(a.FeeRecipient),
-			Graffiti:     a.Graffiti,
+			Enable:             true,
+			FeeRecipient:       strings.TrimSpace(a.FeeRecipient),
+			Graffiti:           a.Graffiti,
+			KeystoreDir:        absPath(a.KeystoreDir),
+			PasswordFile:       absPath(a.PasswordFile),
+			SlashingProtection: absPath(a.SlashingFile),
 		}
 	}
 	if a.MevBoost && cat.MevBoostRunsOn(a.arch()) {
@@ -360,3 +371,21 @@ func gibText(n uint64) string {
 
 // ScreenIDs are the question screens' names, in order.
 func ScreenIDs() []string { return append([]string(nil), screenIDs...) }
+
+// absPath makes a typed path absolute: ~/ is the home folder, a relative
+// path is taken from the current folder. Empty stays empty.
+func absPath(p string) string {
+	p = strings.TrimSpace(p)
+	if p == "" {
+		return ""
+	}
+	if p == "~" || strings.HasPrefix(p, "~/") {
+		if home, err := os.UserHomeDir(); err == nil {
+			p = filepath.Join(home, strings.TrimPrefix(p, "~"))
+		}
+	}
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
+	}
+	return p
+}

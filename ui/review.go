@@ -28,6 +28,9 @@ type Review struct {
 	EraseDevice  string
 	EraseDetail  string
 	ConfirmNames []string
+	// Validator describes the validator's keys: how many, their withdrawal
+	// credentials, the slashing history, doppelganger protection.
+	Validator []string
 	// Build says what will be built; Boot how the node will boot.
 	Build, Boot string
 	// RAM says how the node's RAM divides between the system, which lives
@@ -87,16 +90,22 @@ func (r Review) Text() string {
 	for _, k := range r.Keys {
 		fmt.Fprintf(&b, "  %s\n", k)
 	}
+	if len(r.Validator) > 0 {
+		b.WriteString("Validator:\n")
+		for _, v := range r.Validator {
+			fmt.Fprintf(&b, "  %s\n", v)
+		}
+	}
 	if r.Build != "" {
 		fmt.Fprintf(&b, "Build: %s\n", r.Build)
 	}
 	if r.Boot != "" {
 		fmt.Fprintf(&b, "Boot: %s\n", r.Boot)
 	}
+	fmt.Fprintf(&b, "Answers file: %s\n", r.AnswersPath)
 	if r.RAM != "" {
 		fmt.Fprintf(&b, "RAM: %s\n", r.RAM)
 	}
-	fmt.Fprintf(&b, "Answers file: %s\n", r.AnswersPath)
 	for _, w := range r.Warnings {
 		b.WriteString(warnStyle.Render("! "+w.Message) + "\n")
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/homestaker/homestaker/disk"
 	"github.com/homestaker/homestaker/plan"
 	"github.com/homestaker/homestaker/secrets"
+	"github.com/homestaker/homestaker/validator"
 )
 
 // Kind is the kind of a question.
@@ -373,12 +374,20 @@ func (w *Wizard) validator() Screen {
 	groups := []Group{
 		{Questions: []Question{{
 			Title: "Run a validator client?",
-			Help:  "You import your validator keys on the node afterwards.",
+			Help:  "Its keys come from the deposit tool's validator_keys folder.",
 			Kind:  Confirm, Bool: &w.A.Validator,
 		}}},
 		{Show: func() bool { return w.A.Validator }, Questions: []Question{
 			{Title: "Fee recipient", Kind: Input, Str: &w.A.FeeRecipient, Validate: plan.ValidateFeeRecipient, Feedback: feeFeedback},
 			{Title: "Graffiti", Kind: Input, Str: &w.A.Graffiti, Validate: plan.ValidateGraffiti, Feedback: graffitiFeedback},
+		}},
+		{Show: func() bool { return w.A.Validator }, Questions: []Question{
+			{Title: "Validator keys folder", Help: "validator_keys from the deposit tool; empty: import keys later.",
+				Kind: Input, Str: &w.A.KeystoreDir, Validate: optionalPath(validator.CheckKeystoreFolder), Feedback: keysFeedback},
+			{Title: "Keystore password file", Help: "A file holding the keystores' password (never typed here).",
+				Kind: Input, Str: &w.A.PasswordFile, Validate: optionalPath(validator.CheckReadable)},
+			{Title: "Slashing-protection file", Help: "EIP-3076 history from the machine these keys ran on; empty: new keys.",
+				Kind: Input, Str: &w.A.SlashingFile, Validate: optionalPath(validator.CheckReadable)},
 		}},
 	}
 	if mev {
@@ -409,9 +418,38 @@ func (w *Wizard) validator() Screen {
 			if c, ok := w.Cat.Client(w.A.Consensus); ok && w.A.Validator && c.ValidatorModule == "" {
 				return fmt.Errorf("%s has no validator client in ethereum.nix: press Esc to choose another consensus client, or run without a validator", c.Title)
 			}
+			if w.A.Validator && strings.TrimSpace(w.A.KeystoreDir) != "" && strings.TrimSpace(w.A.PasswordFile) == "" {
+				return errors.New("the keystores need their password: name the file that holds it")
+			}
+			if w.A.Validator && strings.TrimSpace(w.A.KeystoreDir) == "" && (strings.TrimSpace(w.A.PasswordFile) != "" || strings.TrimSpace(w.A.SlashingFile) != "") {
+				return errors.New("a password or slashing-protection file without keys: name the validator_keys folder too")
+			}
 			return nil
 		},
 	}
+}
+
+// optionalPath accepts an empty answer and checks a typed path with check,
+// after ~ and relative paths are made absolute.
+func optionalPath(check func(string) error) func(string) error {
+	return func(s string) error {
+		if strings.TrimSpace(s) == "" {
+			return nil
+		}
+		return check(absPath(s))
+	}
+}
+
+// keysFeedback counts the keystores in the typed folder.
+func keysFeedback(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "no keys: the validator starts without keys"
+	}
+	n, err := validator.CountKeystores(absPath(s))
+	if err != nil || n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d keystore(s); the password is checked on the review", n)
 }
 
 func relayHost(u string) string {

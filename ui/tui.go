@@ -23,7 +23,7 @@ const (
 	Quit
 	// FlakeOnly: write the flake and answers, touch no disk.
 	FlakeOnly
-	// ApplyAll: write the flake, erase the confirmed disk, build, boot.
+	// ApplyAll: write the flake, build, erase the confirmed disk, boot.
 	ApplyAll
 )
 
@@ -142,7 +142,7 @@ func (e errNotDevice) Error() string { return "type " + string(e) + " exactly to
 func (m *Model) choices() []huh.Option[string] {
 	var opts []huh.Option[string]
 	if m.rev.Blocker == "" && m.rev.EraseDevice != "" {
-		opts = append(opts, huh.NewOption("Apply: write the flake, erase the disk above, build, boot", choiceApply))
+		opts = append(opts, huh.NewOption("Apply: write the flake, build, erase the disk above, boot", choiceApply))
 	}
 	opts = append(opts,
 		huh.NewOption("Write the flake and answers only (no disk is touched)", choiceFlake),

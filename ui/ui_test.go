@@ -90,13 +90,17 @@ func TestLinesProducesTheAnswersFilePlan(t *testing.T) {
 		"0x5aaeb6053F3E94C9b9A09f33669435E7Ef1BeAed", // bad checksum: refused
 		testFee,
 		"homestaker on NixOS",
-		"y",                    // MEV-boost
-		"",                     // all relays
-		"",                     // checkpoint
-		"1",                    // the free NVMe
-		"1",                    // ext4
-		"1",                    // paste keys
-		"ssh-rsa nonsense", "", // refused
+		"/nonexistent/validator_keys", // refused: no such folder
+		"",                            // no keys yet
+		"",                            // no password file
+		"",                            // no slashing history
+		"y",                           // MEV-boost
+		"",                            // all relays
+		"",                            // checkpoint
+		"1",                           // the free NVMe
+		"1",                           // ext4
+		"1",                           // paste keys
+		"ssh-rsa nonsense", "",        // refused
 		testKey, "",
 		"2", // paste age recipients
 		testAge, "",
@@ -108,7 +112,7 @@ func TestLinesProducesTheAnswersFilePlan(t *testing.T) {
 	if err := l.RunScreens(w, 0); err != nil {
 		t.Fatalf("RunScreens: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"use lower case", "EIP-55", "key 1: this is not an SSH public key", "in use: "} {
+	for _, want := range []string{"use lower case", "EIP-55", "cannot read the folder /nonexistent/validator_keys", "key 1: this is not an SSH public key", "in use: "} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the prompts never said %q:\n%s", want, out.String())
 		}

@@ -86,6 +86,7 @@ let
       };
       openssh = { inherit (config.services.openssh) enable hostKeys; };
       hostName = config.networking.hostName;
+      systemPackages = map (p: p.name) config.environment.systemPackages;
       kernelParams = config.boot.kernelParams;
       image = self.packages.${system}.${name}.name;
       # The kernel and, for an SD card, the command line in its cmdline.txt.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/homestaker/homestaker/internal/nodeeval"
 	"github.com/homestaker/homestaker/plan"
+	"github.com/homestaker/homestaker/validator"
 )
 
 // argv is a command line as the client receives it.
@@ -322,7 +323,8 @@ func judge(t *testing.T, p plan.Plan, h nodeeval.Host, cat *plan.Catalogue) int 
 				j.present(clUnit, a, "--rest")
 			}
 			if e.MevBoost.Enable {
-				j.present(clUnit, a, "--payload-builder")
+				// Nimbus' documented form for its booleans: --flag=true.
+				j.flag(clUnit, a, "--payload-builder", "true")
 				j.flag(clUnit, a, "--payload-builder-url", mevBoost)
 			}
 		default:
@@ -372,7 +374,7 @@ func judge(t *testing.T, p plan.Plan, h nodeeval.Host, cat *plan.Catalogue) int 
 				dataDir(vcUnit, "--data-dir")
 				j.absent(vcUnit, a, "--network")
 				if e.MevBoost.Enable {
-					j.present(vcUnit, a, "--payload-builder")
+					j.flag(vcUnit, a, "--payload-builder", "true")
 				}
 			default:
 				t.Errorf("%s: no judgement for validator client %s", p.Host.Name, cl.Name)
@@ -391,6 +393,83 @@ func judge(t *testing.T, p plan.Plan, h nodeeval.Host, cat *plan.Catalogue) int 
 			j.flag(unit, a, "--relays", strings.Join(e.MevBoost.Relays, ","))
 			j.check(len(e.MevBoost.Relays) > 0, "no relays")
 		}
+	}
+	return j.n
+}
+
+// judgeKeys checks the validator's keys on the node: the import unit runs
+// before the validator client as its own user in its own state, reads
+// every keystore, the password and the history as systemd credentials from
+// sops secrets, and the client's command line carries the doppelganger
+// setting.
+func judgeKeys(t *testing.T, p plan.Plan, h nodeeval.Host, cat *plan.Catalogue, keys *validator.Keys) int {
+	t.Helper()
+	j := &judgement{t: t, host: p.Host.Name}
+	e := p.Ethereum
+	net := string(e.Network)
+	importUnit := "homestaker-validator-keys-" + net
+	imp, hasImport := h.Services[importUnit]
+	if !e.Validator.Enable || keys == nil || len(keys.Keystores) == 0 {
+		j.check(!hasImport, "an import unit without keys")
+		return j.n
+	}
+	cl, _ := cat.Client(e.Consensus)
+	vcUnit := cl.ValidatorModule + "-" + net
+	vc := h.Services[vcUnit]
+	vcArgs, _ := nodeeval.SplitExec(vc.String("ExecStart"))
+
+	// Doppelganger protection, on unless the answers turn it off.
+	on := e.Validator.DoppelgangerOn()
+	switch cl.Name {
+	case "lighthouse":
+		j.check(argv(vcArgs).count("--enable-doppelganger-protection") == map[bool]int{true: 1, false: 0}[on], "%s: doppelganger %v, command line %q", vcUnit, on, vcArgs)
+	case "prysm":
+		j.check(argv(vcArgs).count("--enable-doppelganger") == map[bool]int{true: 1, false: 0}[on], "%s: doppelganger %v, command line %q", vcUnit, on, vcArgs)
+	case "nimbus":
+		off, _ := argv(vcArgs).value("--doppelganger-detection")
+		j.check((off == "off") == !on, "%s: doppelganger %v, command line %q", vcUnit, on, vcArgs)
+	}
+
+	j.check(slices.Contains(h.SystemPackages, "homestaker-export-slashing-protection"), "no homestaker-export-slashing-protection on the node: %v", h.SystemPackages)
+	j.check(hasImport, "no unit imports the validator keys")
+	if !hasImport {
+		return j.n
+	}
+	j.check(slices.Contains(imp.WantedBy, vcUnit+".service") && slices.Contains(imp.Before, vcUnit+".service"), "%s does not run before %s: wantedBy %v before %v", importUnit, vcUnit, imp.WantedBy, imp.Before)
+	j.check(slices.Contains(vc.Requires, importUnit+".service") && slices.Contains(vc.After, importUnit+".service"), "%s does not require %s: requires %v after %v", vcUnit, importUnit, vc.Requires, vc.After)
+	j.check(imp.String("Type") == "oneshot" && imp.String("DynamicUser") == "true", "%s: Type %s DynamicUser %s", importUnit, imp.String("Type"), imp.String("DynamicUser"))
+	j.check(imp.String("User") == vc.String("User") && imp.String("StateDirectory") == vc.String("StateDirectory"),
+		"%s runs as %s in %s, the validator client as %s in %s", importUnit, imp.String("User"), imp.String("StateDirectory"), vc.String("User"), vc.String("StateDirectory"))
+
+	creds := imp.Strings("LoadCredential")
+	want := []string{"password:/run/secrets/validator-password"}
+	for _, k := range keys.Keystores {
+		want = append(want, "keystore-"+k.Pubkey+":/run/secrets/validator-keystore-"+k.Pubkey)
+	}
+	if keys.Slashing != nil {
+		want = append(want, "slashing-protection:/run/secrets/validator-slashing-protection")
+	}
+	if cl.Name == "prysm" {
+		want = append(want, "wallet-password:/run/secrets/prysm-wallet-password")
+	}
+	slices.Sort(want)
+	got := slices.Clone(creds)
+	slices.Sort(got)
+	j.check(slices.Equal(got, want), "%s: credentials %v, want %v", importUnit, got, want)
+	for _, c := range want {
+		name := strings.TrimPrefix(strings.SplitN(c, ":", 2)[1], "/run/secrets/")
+		j.check(h.Sops.Secrets[name].Path == "/run/secrets/"+name, "no sops secret %s", name)
+	}
+
+	a, err := nodeeval.SplitExec(imp.String("ExecStart"))
+	j.check(err == nil && len(a) == 6, "%s: ExecStart %q: %v", importUnit, a, err)
+	if len(a) == 6 {
+		j.check(strings.HasSuffix(a[1], "-validator-keys.sh"), "%s runs %s", importUnit, a[1])
+		j.check(a[2] == cl.Name && a[4] == net, "%s: client %s network %s", importUnit, a[2], a[4])
+		j.check(strings.HasSuffix(a[3], "-ethereum-nix-"+cl.Package), "%s: package %s", importUnit, a[3])
+		dataFlag := map[string]string{"lighthouse": "--datadir", "prysm": "--datadir", "nimbus": "--data-dir"}[cl.Name]
+		d, _ := argv(vcArgs).value(dataFlag)
+		j.check(a[5] == d, "%s imports into %s, the validator client reads %s", importUnit, a[5], d)
 	}
 	return j.n
 }

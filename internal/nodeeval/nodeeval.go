@@ -108,8 +108,10 @@ type Host struct {
 			Type string `json:"type"`
 		} `json:"hostKeys"`
 	} `json:"openssh"`
-	HostName     string   `json:"hostName"`
-	KernelParams []string `json:"kernelParams"`
+	HostName string `json:"hostName"`
+	// SystemPackages are the names of environment.systemPackages.
+	SystemPackages []string `json:"systemPackages"`
+	KernelParams   []string `json:"kernelParams"`
 	// Image is the name of what `nix build .#<host>` builds.
 	Image string `json:"image"`
 	// Kernel is the kernel package's name ("" without boot.kernelPackages).

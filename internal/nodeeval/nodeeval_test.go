@@ -13,6 +13,7 @@ import (
 	"github.com/homestaker/homestaker/internal/testutil"
 	"github.com/homestaker/homestaker/plan"
 	"github.com/homestaker/homestaker/steps"
+	"github.com/homestaker/homestaker/validator"
 )
 
 // The evaluation tier: every combination the answers allow, rendered by the
@@ -58,6 +59,11 @@ type combination struct {
 	mev           bool
 	graffiti      string
 	checkpointURL string
+	// keys: how many of the test keystores the validator gets; slashing:
+	// with a slashing-protection history; noDoppelganger: protection off.
+	keys           int
+	slashing       bool
+	noDoppelganger bool
 }
 
 func (c combination) name(i int) string {
@@ -104,6 +110,9 @@ func combinations(t *testing.T, cat *plan.Catalogue) []combination {
 							}
 							if val {
 								c.graffiti = graffiti[g%len(graffiti)]
+								c.keys = g % 4 // 0 to 3 keys
+								c.slashing = c.keys > 0 && g%2 == 0 && cl.Name != "prysm"
+								c.noDoppelganger = g%5 == 0
 							}
 							if g%4 == 1 {
 								c.checkpointURL = "-" // none
@@ -137,6 +146,18 @@ func (c combination) plan(t *testing.T, name string, cat *plan.Catalogue) plan.P
 	if c.validator {
 		p.Ethereum.Validator.FeeRecipient = feeRecipient
 		p.Ethereum.Validator.Graffiti = c.graffiti
+		if c.noDoppelganger {
+			off := false
+			p.Ethereum.Validator.Doppelganger = &off
+		}
+		if c.keys > 0 {
+			dir, _ := filepath.Abs("../../validator/testdata/keys")
+			p.Ethereum.Validator.KeystoreDir = filepath.Join(dir, "validator_keys")
+			p.Ethereum.Validator.PasswordFile = filepath.Join(dir, "password.txt")
+			if c.slashing {
+				p.Ethereum.Validator.SlashingProtection = filepath.Join(dir, "slashing-protection.json")
+			}
+		}
 	}
 	p = p.Defaults(cat)
 	if c.checkpointURL == "-" {
@@ -148,14 +169,50 @@ func (c combination) plan(t *testing.T, name string, cat *plan.Catalogue) plan.P
 	return p
 }
 
+// testKeys are validator keys made from the test keystores in
+// validator/testdata/keys (made by an independent implementation): the
+// first n, with the slashing history when asked.
+func testKeys(t *testing.T, n int, slashing bool) *validator.Keys {
+	t.Helper()
+	paths, _ := filepath.Glob("../../validator/testdata/keys/validator_keys/keystore-*.json")
+	if len(paths) < n {
+		t.Fatalf("only %d test keystores", len(paths))
+	}
+	keys := &validator.Keys{}
+	for _, path := range paths[:n] {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := validator.ParseKeystore(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys.Keystores = append(keys.Keystores, validator.KeystoreFile{Path: path, Pubkey: "0x" + k.Pubkey, Data: data})
+	}
+	if slashing {
+		data, err := os.ReadFile("../../validator/testdata/keys/slashing-protection.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys.Slashing = data
+	}
+	return keys
+}
+
 // render writes every plan into one flake (one host folder each) and returns
-// the plans as written (with their host keys).
-func render(t *testing.T, out string, plans []plan.Plan) map[string]plan.Plan {
+// the plans as written (with their host keys). keys gives a host's
+// validator keys, already checked (nil: none).
+func render(t *testing.T, out string, plans []plan.Plan, keys map[string]*validator.Keys) map[string]plan.Plan {
 	t.Helper()
 	private := t.TempDir()
 	written := map[string]plan.Plan{}
 	for _, p := range plans {
-		res, err := steps.Flake(steps.FlakeRequest{Plan: p, Out: out, Private: private})
+		k := keys[p.Host.Name]
+		if k == nil {
+			k = &validator.Keys{}
+		}
+		res, err := steps.Flake(steps.FlakeRequest{Plan: p, Out: out, Private: private, Keys: k})
 		if err != nil {
 			t.Fatalf("render %s: %v", p.Host.Name, err)
 		}
@@ -185,11 +242,14 @@ func TestEveryCombinationEvaluates(t *testing.T) {
 	cat := plan.MustCatalogue()
 	combos := combinations(t, cat)
 	var plans []plan.Plan
+	keys := map[string]*validator.Keys{}
 	for i, c := range combos {
-		plans = append(plans, c.plan(t, c.name(i), cat))
+		p := c.plan(t, c.name(i), cat)
+		plans = append(plans, p)
+		keys[p.Host.Name] = testKeys(t, c.keys, c.slashing)
 	}
 	flake := t.TempDir()
-	written := render(t, flake, plans)
+	written := render(t, flake, plans, keys)
 	hosts := evaluate(t, flake)
 	if len(hosts) != len(plans) {
 		t.Fatalf("evaluated %d hosts, rendered %d", len(hosts), len(plans))
@@ -202,6 +262,7 @@ func TestEveryCombinationEvaluates(t *testing.T) {
 			continue
 		}
 		checks += judge(t, written[p.Host.Name], h, cat)
+		checks += judgeKeys(t, written[p.Host.Name], h, cat, keys[p.Host.Name])
 		checks += judgeSecretsFile(t, flake, p.Host.Name, h)
 	}
 	t.Logf("%d combinations, %d assertions", len(plans), checks)
@@ -233,7 +294,7 @@ func TestExamplesEvaluate(t *testing.T) {
 		plans = append(plans, p)
 	}
 	flake := t.TempDir()
-	written := render(t, flake, plans)
+	written := render(t, flake, plans, nil)
 	hosts := evaluate(t, flake)
 	checks := 0
 	for _, p := range plans {
@@ -250,7 +311,7 @@ func TestBrokenHostFailsEvaluation(t *testing.T) {
 	c := combination{arch: plan.ArchX86_64, board: plan.BoardGeneric, format: plan.FormatKexec, network: plan.Hoodi, el: "geth", cl: "lighthouse"}
 	p := c.plan(t, "broken", cat)
 	flake := t.TempDir()
-	render(t, flake, []plan.Plan{p})
+	render(t, flake, []plan.Plan{p}, nil)
 	local := filepath.Join(flake, "hosts", "broken", "local.nix")
 	if err := os.WriteFile(local, []byte("{ ... }: { services.ethereum.lighthouse-beacon.hoodi.no-such-option = true; }\n"), 0o644); err != nil {
 		t.Fatal(err)

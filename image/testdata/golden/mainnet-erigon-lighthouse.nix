@@ -75,6 +75,7 @@
       ];
       suggested-fee-recipient = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
       builder-proposals = true;
+      enable-doppelganger-protection = true;
       graffiti = "\"homestaker on NixOS\"";
     };
   };
@@ -96,4 +97,8 @@
       ];
     };
   };
+
+  # No validator keys yet: the validator client starts without keys and
+  # attests nothing. Set keystoreDir and passwordFile in homestaker.json
+  # (homestaker reconfigure) to import them.
 }

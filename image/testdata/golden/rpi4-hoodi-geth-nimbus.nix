@@ -68,4 +68,8 @@
       graffiti = "\"pi power\"";
     };
   };
+
+  # No validator keys yet: the validator client starts without keys and
+  # attests nothing. Set keystoreDir and passwordFile in homestaker.json
+  # (homestaker reconfigure) to import them.
 }

@@ -21,6 +21,9 @@ let
     overrideAttrs = _: fake name;
   };
   fakeFn = name: _: fake name;
+  # Writers force their text, so an error in a generated script is an
+  # evaluation error, as it would be when nixpkgs writes the file.
+  fakeWriter = name: text: builtins.seq (builtins.stringLength text) (fake name);
   kernelTarget = if lib.hasPrefix "aarch64-" system then "Image" else "bzImage";
   base = self: {
     inherit lib;
@@ -33,12 +36,12 @@ let
     stdenvNoCC = self.stdenv;
     buildPackages = self;
     callPackage = fn: _: fake "callPackage-${baseNameOf (toString fn)}";
-    writeText = fakeFn;
+    writeText = fakeWriter;
     writeTextFile = args: fake (args.name or "writeTextFile");
-    writeShellScript = fakeFn;
-    writeShellScriptBin = fakeFn;
+    writeShellScript = fakeWriter;
+    writeShellScriptBin = fakeWriter;
     writeShellApplication = args: fake args.name;
-    writeScript = fakeFn;
+    writeScript = fakeWriter;
     runCommand = name: _: _: fake name;
     runCommandLocal = name: _: _: fake name;
     symlinkJoin = args: fake args.name;

@@ -88,6 +88,7 @@ func runBuildWith(ctx context.Context, env *cliEnv, args []string, deps buildDep
 	plain := fs.Bool("plain", false, "print plain progress lines instead of the progress view")
 	allowOld := fs.Bool("allow-old-nix", false, "build even with a Nix older than 2.18 (only trivial test flakes build with it)")
 	noLink := fs.Bool("no-link", false, "do not create the result-<host> link in the flake folder")
+	sdImage := fs.String("sd-image", "", "for an sd host, where the SD-card image goes (default: $XDG_CACHE_HOME/homestaker/images/<host>-sd.img)")
 	var opts nixOptions
 	fs.Var(&opts, "nix-option", "pass `NAME=VALUE` to nix as --option NAME VALUE (repeatable)")
 	fs.Usage = func() {
@@ -146,8 +147,11 @@ func runBuildWith(ctx context.Context, env *cliEnv, args []string, deps buildDep
 	}
 
 	what := "kexec tree"
-	if target.Format == plan.FormatISO {
+	switch target.Format {
+	case plan.FormatISO:
 		what = "ISO image"
+	case plan.FormatSD:
+		what = "SD card parts"
 	}
 	title := fmt.Sprintf("Building the %s for %s", what, target.Host)
 	buildOpts := image.BuildOptions{
@@ -189,6 +193,14 @@ func runBuildWith(ctx context.Context, env *cliEnv, args []string, deps buildDep
 	if err != nil {
 		fmt.Fprintf(env.stderr, "homestaker build: %v\n", err)
 		return exitFailure
+	}
+	if target.Format == plan.FormatSD {
+		card, err := assembleSDCard(ctx, env, res.OutPath, *sdImage, target)
+		if err != nil {
+			fmt.Fprintf(env.stderr, "homestaker build: %v\n", err)
+			return exitFailure
+		}
+		artifacts = append(artifacts, card)
 	}
 	manifest := image.NewBuildManifest(res, artifacts, version.String())
 	manifestPath := image.BuildManifestPath(target)

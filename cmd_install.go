@@ -458,6 +458,10 @@ func (s *session) review(p plan.Plan, flakeDir string) ui.Review {
 		what = "ISO image"
 		rev.Boot = "write the ISO to a USB stick (`homestaker flash`) and boot from it"
 	}
+	if p.Host.Format == plan.FormatSD {
+		what, rev.Boot = "SD card", sdBoot(s.env, p)
+	}
+	rev.RAM = ramBudget(p, s.cat, flakeDir)
 	rev.Build = fmt.Sprintf("the %s of %s for %s with nix build", what, p.Host.Name, p.Host.Arch)
 	rev.PowerCut = boot.AfterPowerCut(p, boot.RunningFirmware(s.env.getenv(systemRootEnv)))
 	if rev.Blocker == "" {

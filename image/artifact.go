@@ -27,6 +27,7 @@ const (
 	RoleKexecScript ArtifactRole = "kexec-script" // kexec-boot
 	RoleIPXE        ArtifactRole = "ipxe"         // netboot.ipxe, variables.ipxe
 	RoleISO         ArtifactRole = "iso"          // iso/*.iso
+	RoleSDImage     ArtifactRole = "sd-image"     // the SD-card image assembled from an sd build's parts
 )
 
 // Artifact is one file a build produced.

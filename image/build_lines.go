@@ -172,8 +172,11 @@ func WriteBuildFailure(w io.Writer, e *BuildError) {
 // with size and SHA-256, and where the manifest was written.
 func WriteBuildSummary(w io.Writer, m BuildManifest, manifestPath string, elapsed time.Duration) {
 	what := "kexec tree"
-	if m.Format == plan.FormatISO {
+	switch m.Format {
+	case plan.FormatISO:
 		what = "ISO image"
+	case plan.FormatSD:
+		what = "SD card"
 	}
 	fmt.Fprintf(w, "Built the %s for %s in %s: %s\n", what, m.Host, formatElapsed(elapsed), m.OutPath)
 	if m.OutLink != "" {

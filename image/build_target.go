@@ -86,11 +86,11 @@ func ReadBuildTarget(dir, host string) (BuildTarget, error) {
 	}
 	switch hp.Host.Format {
 	case "":
-	case plan.FormatKexec, plan.FormatISO:
+	case plan.FormatKexec, plan.FormatISO, plan.FormatSD:
 		t.Format = hp.Host.Format
 	default:
-		return BuildTarget{}, fmt.Errorf("%s: host.format is %q; it must be %q or %q",
-			planPath, hp.Host.Format, plan.FormatKexec, plan.FormatISO)
+		return BuildTarget{}, fmt.Errorf("%s: host.format is %q; it must be %q, %q or %q",
+			planPath, hp.Host.Format, plan.FormatKexec, plan.FormatISO, plan.FormatSD)
 	}
 	t.Arch, t.MemoryBytes = hp.Host.Arch, hp.Host.MemoryBytes
 	return t, nil
@@ -130,8 +130,11 @@ func mustListHosts(dir string) []string {
 // Attribute is the flake output that builds the target's image.
 func (t BuildTarget) Attribute() string {
 	out := "kexecTree"
-	if t.Format == plan.FormatISO {
+	switch t.Format {
+	case plan.FormatISO:
 		out = "isoImage"
+	case plan.FormatSD:
+		out = "sdParts" // the card's parts; homestaker assembles the image
 	}
 	return "nixosConfigurations." + t.Host + ".config.system.build." + out
 }

@@ -90,15 +90,16 @@ func flakeNix() []byte {
             ./modules/data-disk.nix
             ./modules/network-carry.nix
             ./modules/validator-keys.nix
-            (if host.format == "iso" then ./modules/iso.nix else ./modules/kexec-tree.nix)
+            ({ iso = ./modules/iso.nix; sd = ./modules/sd-card.nix; }.${host.format} or ./modules/kexec-tree.nix)
             (./hosts + "/${name}")
           ] ++ lib.optional (host.board == "rpi4") ./modules/rpi4.nix;
         };
 
-      # What "nix build .#<name>" builds: the kexec tree or the ISO.
+      # What "nix build .#<name>" builds: the kexec tree, the ISO, or the
+      # SD card's parts (homestaker build assembles the card from them).
       imageOf = name:
         let build = self.nixosConfigurations.${name}.config.system.build;
-        in if (answers name).host.format == "iso" then build.isoImage else build.kexecTree;
+        in { iso = build.isoImage; sd = build.sdParts; }.${(answers name).host.format} or build.kexecTree;
     in
     {
       nixosConfigurations = lib.genAttrs hostNames mkHost;

@@ -44,10 +44,13 @@ func FindKexecImage(ctx context.Context, dir, host string) (FlakeKexecImage, err
 		return FlakeKexecImage{}, err
 	}
 	out := FlakeKexecImage{Target: t, AnswersPath: filepath.Join(t.FlakeDir, "hosts", t.Host, "homestaker.json")}
-	if t.Format == plan.FormatISO {
-		return out, fmt.Errorf("host %s boots from an ISO (host.format is %q in %s): "+
-			"write the ISO to a USB stick with 'homestaker flash' instead, or set host.format to %q and build again",
-			t.Host, t.Format, out.AnswersPath, plan.FormatKexec)
+	if t.Format == plan.FormatISO || t.Format == plan.FormatSD {
+		medium := "an ISO (write it to a USB stick"
+		if t.Format == plan.FormatSD {
+			medium = "its SD card (write the card"
+		}
+		return out, fmt.Errorf("host %s boots from %s with 'homestaker flash' instead; host.format is %q in %s), or set host.format to %q and build again",
+			t.Host, medium, t.Format, out.AnswersPath, plan.FormatKexec)
 	}
 	mpath := BuildManifestPath(t)
 	m, err := ReadBuildManifest(mpath)

@@ -2,7 +2,7 @@ package plan
 
 // Defaults returns a copy of p with every omitted optional value filled in:
 // version, timezone UTC, architecture from the board, generic board, kexec
-// format, mainnet, ext4, the network's first checkpoint sync endpoint and,
+// format (sd for a Raspberry Pi 4), mainnet, ext4, the network's first checkpoint sync endpoint and,
 // when MEV-boost is enabled with no relays, the network's relays.
 // Values that are set, even wrongly, are left for Validate to judge.
 func (p Plan) Defaults(c *Catalogue) Plan {
@@ -24,6 +24,9 @@ func (p Plan) Defaults(c *Catalogue) Plan {
 	}
 	if p.Host.Format == "" {
 		p.Host.Format = FormatKexec
+		if p.Host.Board == BoardRPi4 {
+			p.Host.Format = FormatSD
+		}
 	}
 	if p.Ethereum.Network == "" {
 		p.Ethereum.Network = Mainnet

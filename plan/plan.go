@@ -32,6 +32,9 @@ type Format string
 const (
 	FormatKexec Format = "kexec"
 	FormatISO   Format = "iso"
+	// FormatSD is a Raspberry Pi 4's SD card: its boot partition holds the
+	// firmware, the kernel and the same RAM-resident initrd as a kexec tree.
+	FormatSD Format = "sd"
 )
 
 // Firmware is how the node's machine starts a boot loader: the boot entry on

@@ -26,7 +26,7 @@ func fieldDocs(c *Catalogue) map[string]fieldDoc {
 		"host.timezone":                         {description: "IANA timezone, e.g. Europe/Helsinki. Default: UTC."},
 		"host.arch":                             {description: "CPU architecture. Default: aarch64 for a Raspberry Pi 4, x86_64 otherwise.", enum: []string{"x86_64", "aarch64"}},
 		"host.board":                            {description: "generic PC/server or Raspberry Pi 4 (implies aarch64). Default: generic.", enum: []string{"generic", "rpi4"}},
-		"host.format":                           {description: "kexec: boot from the running system; iso: boot from a USB stick. Both run from RAM. Default: kexec.", enum: []string{"kexec", "iso"}},
+		"host.format":                           {description: "kexec: boot from the running system; iso: boot from a USB stick; sd: a Raspberry Pi 4's SD card. All run from RAM. Default: kexec (sd for a Raspberry Pi 4).", enum: []string{"kexec", "iso", "sd"}},
 		"host.firmware":                         {description: "uefi: the boot entry on the data disk uses systemd-boot; bios: GRUB from the BIOS boot partition. Default: the firmware of the machine homestaker runs on.", enum: []string{"uefi", "bios"}},
 		"host.memoryBytes":                      {description: "The node's RAM in bytes, when known; only used for warnings."},
 		"ethereum":                              {description: "Network and clients.", required: true},

@@ -21,13 +21,14 @@ func (p Plan) Validate(c *Catalogue) Result {
 	errs.check("host.timezone", ValidateTimezone(p.Host.Timezone))
 	archOK := oneOf(&errs, "host.arch", string(p.Host.Arch), "x86_64", "aarch64")
 	oneOf(&errs, "host.board", string(p.Host.Board), "generic", "rpi4")
-	oneOf(&errs, "host.format", string(p.Host.Format), "kexec", "iso")
+	oneOf(&errs, "host.format", string(p.Host.Format), "kexec", "iso", "sd")
 	if p.Host.Firmware != "" {
 		oneOf(&errs, "host.firmware", string(p.Host.Firmware), "uefi", "bios")
 	}
 	if p.Host.Board == BoardRPi4 && p.Host.Arch != ArchAarch64 && archOK {
 		errs.add("host.arch", "a Raspberry Pi 4 is aarch64; set arch to \"aarch64\" or leave it out")
 	}
+	p.boardFormat(&errs)
 
 	// ethereum
 	e := p.Ethereum
@@ -136,6 +137,7 @@ func (p Plan) Validate(c *Catalogue) Result {
 	}
 	if netOK {
 		p.resourceWarnings(&warns, info, el, cl)
+		p.boardRAMWarnings(c, &warns, el, cl)
 		if el != nil && el.Supermajority && e.Network == Mainnet {
 			warns.add("ethereum.execution", "%s runs on a large share of the network (as of %s); a bug in a supermajority client can cost its stakers dearly: consider a minority client", el.Title, el.AsOf)
 		}
@@ -168,7 +170,7 @@ func (p Plan) client(c *Catalogue, errs *Problems, path, name string, kind Kind,
 }
 
 func (p Plan) resourceWarnings(warns *Problems, info NetworkInfo, el, cl *Client) {
-	if ram := p.Host.MemoryBytes; ram > 0 {
+	if ram, _ := p.NodeMemory(); ram > 0 {
 		need := info.MinRAMGiB
 		if p.Ethereum.Validator.Enable && info.ValidatorRAMGiB > need {
 			need = info.ValidatorRAMGiB

@@ -100,7 +100,7 @@ func DefaultAnswers(hw Hardware, cat *plan.Catalogue, home string) Answers {
 	if hw.Board == plan.BoardRPi4 || hw.Arch == plan.ArchAarch64 {
 		a.Hardware = hwRPi4
 		a.Network = string(plan.Hoodi)
-		a.Format = string(plan.FormatISO)
+		a.Format = string(plan.FormatSD)
 	}
 	if hw.Timezone != "" && plan.ValidateTimezone(hw.Timezone) == nil {
 		a.Timezone = hw.Timezone
@@ -109,8 +109,8 @@ func DefaultAnswers(hw Hardware, cat *plan.Catalogue, home string) Answers {
 		a.SSHKeySource = keysSystem
 	}
 	a.MevBoost = cat.MevBoostRunsOn(a.arch())
-	a.Execution = recommended(cat, plan.Execution, a.arch())
-	a.Consensus = recommended(cat, plan.Consensus, a.arch())
+	a.Execution = recommendedFor(cat, plan.Execution, a.arch(), a.board())
+	a.Consensus = recommendedFor(cat, plan.Consensus, a.arch(), a.board())
 	a.CheckpointURL = firstCheckpoint(cat, a.Network)
 	if home == "" {
 		home = "."
@@ -185,8 +185,12 @@ func (a Answers) board() plan.Board {
 }
 
 // matchesHardware reports whether the node is the machine the wizard runs
-// on, so detected facts (RAM) describe it.
+// on, so detected facts (RAM) describe it. A Raspberry Pi 4 node is this
+// machine only when this machine is a Pi 4 (not any aarch64 server).
 func (a Answers) matchesHardware(hw Hardware) bool {
+	if a.board() == plan.BoardRPi4 && hw.Arch != "" && hw.Board != plan.BoardRPi4 {
+		return false
+	}
 	return hw.Arch == "" || hw.Arch == a.arch()
 }
 

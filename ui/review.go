@@ -34,6 +34,9 @@ type Review struct {
 	// Build says what will be built; Boot how the node will boot;
 	// PowerCut what boots it again after a power cut, and what to set.
 	Build, Boot, PowerCut string
+	// RAM says how the node's RAM divides between the system, which lives
+	// in RAM, and the clients ("" when the RAM is unknown).
+	RAM string
 	// Warnings are the plan's warnings.
 	Warnings []plan.Problem
 	// Blocker, when set, is why the whole plan cannot be applied here
@@ -104,6 +107,9 @@ func (r Review) Text() string {
 		fmt.Fprintf(&b, "After a power cut: %s\n", r.PowerCut)
 	}
 	fmt.Fprintf(&b, "Answers file: %s\n", r.AnswersPath)
+	if r.RAM != "" {
+		fmt.Fprintf(&b, "RAM: %s\n", r.RAM)
+	}
 	for _, w := range r.Warnings {
 		b.WriteString(warnStyle.Render("! "+w.Message) + "\n")
 	}

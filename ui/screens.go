@@ -157,14 +157,15 @@ func (w *Wizard) hardware() Screen {
 			// answers only where they still run.
 			arch := w.A.arch()
 			if c, ok := w.Cat.Client(w.A.Execution); !ok || !c.RunsOn(arch) {
-				w.A.Execution = recommended(w.Cat, plan.Execution, arch)
+				w.A.Execution = recommendedFor(w.Cat, plan.Execution, arch, w.A.board())
 			}
 			if c, ok := w.Cat.Client(w.A.Consensus); !ok || !c.RunsOn(arch) {
-				w.A.Consensus = recommended(w.Cat, plan.Consensus, arch)
+				w.A.Consensus = recommendedFor(w.Cat, plan.Consensus, arch, w.A.board())
 			}
 			if !w.Cat.MevBoostRunsOn(arch) {
 				w.A.MevBoost = false
 			}
+			w.A.Format = formatFor(w.A.Format, w.A.board())
 		},
 	}
 }
@@ -192,6 +193,9 @@ func (w *Wizard) ramFeedback(choice string) string {
 
 func (w *Wizard) clientOptions(kind plan.Kind) []Option {
 	opts := []Option{{"Pick for me (favours minority clients)", pickForMe}}
+	if w.A.board() == plan.BoardRPi4 {
+		opts[0].Label = "Pick for me (clients that fit a Pi's RAM)"
+	}
 	for _, c := range w.Cat.ClientsFor(kind, w.A.arch()) {
 		label := fmt.Sprintf("%-10s ~%s disk, %d GiB RAM (%s)", c.Title, diskText(c.DiskGiB), c.RAMGiB, c.AsOf)
 		if c.Supermajority {
@@ -221,6 +225,9 @@ func (w *Wizard) networkOptions() []Option {
 // clientFeedback explains the highlighted client: supermajority and RAM warnings.
 func (w *Wizard) clientFeedback(name string) string {
 	if name == pickForMe {
+		if w.A.board() == plan.BoardRPi4 {
+			return "The lightest clients (a Pi 4 has at most 8 GiB), favouring minority clients."
+		}
 		return "A random client that is not a supermajority client, for diversity."
 	}
 	c, ok := w.Cat.Client(name)
@@ -258,11 +265,11 @@ func (w *Wizard) clients() Screen {
 			w.Picked = ""
 			arch := w.A.arch()
 			if w.A.Execution == pickForMe {
-				w.A.Execution = pickClient(w.Cat, plan.Execution, arch, false, w.rand)
+				w.A.Execution = pickClientFor(w.Cat, plan.Execution, arch, w.A.board(), false, w.rand)
 				w.Picked = "execution client " + w.A.Execution
 			}
 			if w.A.Consensus == pickForMe {
-				w.A.Consensus = pickClient(w.Cat, plan.Consensus, arch, w.A.Validator, w.rand)
+				w.A.Consensus = pickClientFor(w.Cat, plan.Consensus, arch, w.A.board(), w.A.Validator, w.rand)
 				if w.Picked != "" {
 					w.Picked += ", "
 				}
@@ -638,10 +645,7 @@ func (w *Wizard) output() Screen {
 		ID: "output", Title: "Output",
 		Intro: "Either way the node runs from RAM; only the data disk is written.",
 		Groups: []Group{{Questions: []Question{
-			{Title: "How will the node boot?", Kind: Select, Str: &w.A.Format, Options: []Option{
-				{"kexec tree: boot it now from this running system", string(plan.FormatKexec)},
-				{"ISO image: boot from a USB stick", string(plan.FormatISO)},
-			}},
+			{Title: "How will the node boot?", Kind: Select, Str: &w.A.Format, Options: formatOptions(w.A.board())},
 			{Title: "Folder for the flake", Help: "The node's configuration; keep it (in git).", Kind: Input, Str: &w.A.FlakeDir,
 				Validate: func(s string) error {
 					if strings.TrimSpace(s) == "" {

@@ -89,6 +89,10 @@ let
       systemPackages = map (p: p.name) config.environment.systemPackages;
       kernelParams = config.boot.kernelParams;
       image = self.packages.${system}.${name}.name;
+      # The kernel and, for an SD card, the command line in its cmdline.txt.
+      kernel = if config.boot.kernelPackages == null then null else config.boot.kernelPackages.kernel.name;
+      sdCmdline = config.homestaker.sdCard.cmdline or null;
+      kernelFile = if config.boot.kernelPackages == null then null else config.system.boot.loader.kernelFile;
       warnings = config.warnings;
     };
 in

@@ -121,7 +121,11 @@ func judge(t *testing.T, p plan.Plan, h nodeeval.Host, cat *plan.Catalogue) int 
 	if p.Host.Format == plan.FormatISO {
 		wantImage = "iso/nixos.iso"
 	}
+	if p.Host.Format == plan.FormatSD {
+		wantImage = "sd-parts"
+	}
 	j.check(h.Image == wantImage, "nix build .#%s builds %q, want %q", p.Host.Name, h.Image, wantImage)
+	judgeBoard(j, p, h)
 
 	// Firewall: every peer-to-peer port of both clients, no API port.
 	fw := h.Firewall

@@ -113,8 +113,15 @@ type Host struct {
 	SystemPackages []string `json:"systemPackages"`
 	KernelParams   []string `json:"kernelParams"`
 	// Image is the name of what `nix build .#<host>` builds.
-	Image    string   `json:"image"`
-	Warnings []string `json:"warnings"`
+	Image string `json:"image"`
+	// Kernel is the kernel package's name ("" without boot.kernelPackages).
+	Kernel string `json:"kernel"`
+	// SDCmdline is an SD-card host's cmdline.txt ("" for other hosts).
+	SDCmdline string `json:"sdCmdline"`
+	// KernelFile is the kernel's file in its package (Image on arm64),
+	// the file a kexec tree and an SD card take.
+	KernelFile string   `json:"kernelFile"`
+	Warnings   []string `json:"warnings"`
 }
 
 // Unit is a systemd service as NixOS would write it.

@@ -99,7 +99,12 @@ func combinations(t *testing.T, cat *plan.Catalogue) []combination {
 							c := combination{arch: arch, board: plan.BoardGeneric, format: plan.FormatKexec, network: net, el: el.Name, cl: cl.Name, validator: val, mev: mev}
 							switch {
 							case arch == plan.ArchAarch64 && g%2 == 0:
-								c.board = plan.BoardRPi4
+								// A Pi boots its SD card, or a kexec from
+								// a Linux already on it.
+								c.board, c.format = plan.BoardRPi4, plan.FormatSD
+								if g%4 == 0 {
+									c.format = plan.FormatKexec
+								}
 							case arch == plan.ArchX86_64 && g%3 == 0:
 								c.format = plan.FormatISO
 							}

@@ -57,7 +57,8 @@ type Config struct {
 	// Kernel is the kernel image (default: the host's /boot/vmlinuz-<ver>
 	// with modules in /lib/modules/<ver>).
 	Kernel string
-	// NICs are virtio network cards on a QEMU user-mode network; the
+	// NICs are virtio network cards on a QEMU user-mode network
+	// (restricted: the guest reaches nothing outside); the
 	// guest sees them as eth0, eth1, … with virtio_net loaded.
 	NICs []NIC
 	// Expect, when set, ends the run successfully as soon as the console
@@ -156,7 +157,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	for i, n := range cfg.NICs {
 		args = append(args,
-			"-netdev", fmt.Sprintf("user,id=net%d", i),
+			"-netdev", fmt.Sprintf("user,id=net%d,restrict=on", i), // the guest reaches nothing outside
 			"-device", fmt.Sprintf("virtio-net-pci,netdev=net%d,mac=%s", i, n.MAC))
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)

@@ -6,7 +6,7 @@
 # the types and defaults NixOS gives them, and nothing of their
 # implementation. Everything else in an evaluation is real: nixpkgs' lib and
 # module system, the upstream modules, and the flake's own files.
-{ config, lib, ... }:
+{ config, lib, pkgs, ... }:
 let
   inherit (lib) mkOption types;
   opt = type: default: mkOption { inherit type default; };
@@ -106,6 +106,15 @@ in
     };
 
     system = {
+      # As nixos/modules/system/activation/top-level.nix declares it (since
+      # 26.11 from the kernel package; 26.05 takes the same name, "Image"
+      # on aarch64, from hostPlatform.linux-kernel.target, which the lib
+      # the tests read no longer has).
+      boot.loader.kernelFile = mkOption {
+        internal = true;
+        type = types.str;
+        default = config.boot.kernelPackages.kernel.target;
+      };
       stateVersion = str "26.05";
       # As in NixOS: lazy, so outputs that are never asked for are never evaluated.
       build = opt (types.lazyAttrsOf types.raw) { };
@@ -222,6 +231,10 @@ in
   };
 
   config = {
+    # What NixOS builds for every system (top-level.nix, kernel.nix), as
+    # fake derivations.
+    system.build.toplevel = pkgs.writeText "nixos-system-${config.networking.hostName}" "";
+    system.build.kernel = config.boot.kernelPackages.kernel;
     _module.args.pkgs = import ./pkgs.nix {
       inherit lib;
       system = if builtins.isString config.nixpkgs.hostPlatform then config.nixpkgs.hostPlatform else config.nixpkgs.hostPlatform.system;

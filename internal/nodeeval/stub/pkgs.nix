@@ -24,6 +24,7 @@ let
   # Writers force their text, so an error in a generated script is an
   # evaluation error, as it would be when nixpkgs writes the file.
   fakeWriter = name: text: builtins.seq (builtins.stringLength text) (fake name);
+  kernelTarget = if lib.hasPrefix "aarch64-" system then "Image" else "bzImage";
   base = self: {
     inherit lib;
     stdenv = {
@@ -54,9 +55,10 @@ let
       json = _: { type = lib.types.anything; generate = fakeFn; };
       yaml = _: { type = lib.types.anything; generate = fakeFn; };
     };
-    linuxPackages = { kernel = fake "linux"; };
+    # A kernel package names its image file (target), as in nixpkgs.
+    linuxPackages = { kernel = fake "linux" // { target = kernelTarget; }; };
     linuxPackages_latest = self.linuxPackages;
-    linuxPackages_rpi4 = { kernel = fake "linux-rpi4"; };
+    linuxPackages_rpi4 = { kernel = fake "linux-rpi4" // { target = kernelTarget; }; };
   }
   // lib.genAttrs [
     "age" "bash" "bashInteractive" "btrfs-progs" "coreutils" "coreutils-full" "curl" "dosfstools"

@@ -40,8 +40,31 @@ func startTmux(t *testing.T, env []string, command string) *tmuxSession {
 		t.Fatalf("tmux: %v\n%s", err, out)
 	}
 	s := &tmuxSession{t: t, name: name}
-	t.Cleanup(func() { _ = exec.Command("tmux", "kill-session", "-t", name).Run() })
+	t.Cleanup(func() {
+		_ = exec.Command("tmux", "kill-session", "-t", name).Run()
+		// A wizard that gets the hang-up writes its draft on the way out:
+		// let it finish before the test's folders are removed.
+		waitGone(command, 10*time.Second)
+	})
 	return s
+}
+
+// waitGone waits until no process runs the program at path.
+func waitGone(path string, limit time.Duration) {
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		running := false
+		procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, p := range procs {
+			cmdline, err := os.ReadFile(p)
+			if err == nil && strings.HasPrefix(string(cmdline), path+"\x00") {
+				running = true
+				break
+			}
+		}
+		if !running {
+			return
+		}
+	}
 }
 
 func (s *tmuxSession) screen() string {

@@ -3,16 +3,13 @@ package vmtest
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -179,36 +176,9 @@ func RunArm64(ctx context.Context, cfg Arm64Config) (Result, error) {
 			"-netdev", fmt.Sprintf("user,id=net%d,restrict=on", i),
 			"-device", fmt.Sprintf("virtio-net-pci,netdev=net%d,mac=%s", i, n.MAC))
 	}
-	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "qemu-system-aarch64", args...)
-	var console lockedBuffer
-	cmd.Stdout, cmd.Stderr, cmd.Stdin = &console, &console, nil
-	start := time.Now()
-	var matched atomic.Bool
-	watchDone := make(chan struct{})
-	if cfg.Expect != nil {
-		go func() {
-			tick := time.NewTicker(100 * time.Millisecond)
-			defer tick.Stop()
-			for {
-				select {
-				case <-watchDone:
-					return
-				case <-tick.C:
-					if cfg.Expect.MatchString(console.String()) {
-						matched.Store(true)
-						cancel()
-						return
-					}
-				}
-			}
-		}()
-	}
-	runErr := cmd.Run()
-	close(watchDone)
-	res := Result{Console: console.String(), Duration: time.Since(start), ExitCode: -1}
-	res.Matched = cfg.Expect != nil && (matched.Load() || cfg.Expect.MatchString(res.Console))
+	run := runGuest(ctx, "qemu-system-aarch64", args, cfg.Timeout, cfg.Expect)
+	res := Result{Console: run.Console, Duration: run.Duration, ExitCode: -1, Matched: run.Matched}
+	runErr := run.Err
 	if m := regexp.MustCompile(exitMarker + `(\d+)`).FindStringSubmatch(res.Console); m != nil {
 		res.ExitCode, _ = strconv.Atoi(m[1])
 		return res, nil
@@ -216,7 +186,7 @@ func RunArm64(ctx context.Context, cfg Arm64Config) (Result, error) {
 	if res.Matched {
 		return res, nil
 	}
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	if run.TimedOut {
 		return res, fmt.Errorf("arm64 guest did not finish within %s; console:\n%s", cfg.Timeout, tail(res.Console, 60))
 	}
 	return res, fmt.Errorf("arm64 guest stopped without an exit status (qemu: %v); console:\n%s", runErr, tail(res.Console, 60))

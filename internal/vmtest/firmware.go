@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -97,39 +96,13 @@ func BootDisk(ctx context.Context, cfg DiskBoot) (Result, error) {
 	default:
 		return Result{}, fmt.Errorf("firmware %q: want uefi or bios", cfg.Firmware)
 	}
-	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
-	var console lockedBuffer
-	cmd.Stdout, cmd.Stderr = &console, &console
-	start := time.Now()
-	done := make(chan struct{})
-	matched := make(chan bool, 1)
-	go func() {
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				matched <- false
-				return
-			case <-tick.C:
-				if cfg.Expect != nil && cfg.Expect.MatchString(console.String()) {
-					matched <- true
-					cancel()
-					return
-				}
-			}
-		}
-	}()
-	runErr := cmd.Run()
-	close(done)
-	res := Result{Console: console.String(), Duration: time.Since(start), ExitCode: -1}
-	res.Matched = <-matched || cfg.Expect != nil && cfg.Expect.MatchString(res.Console)
+	run := runGuest(ctx, "qemu-system-x86_64", args, cfg.Timeout, cfg.Expect)
+	res := Result{Console: run.Console, Duration: run.Duration, ExitCode: -1, Matched: run.Matched}
+	runErr := run.Err
 	if res.Matched {
 		return res, nil
 	}
-	if ctx.Err() != nil {
+	if run.TimedOut {
 		return res, fmt.Errorf("the console did not show %v within %s; console:\n%s", cfg.Expect, cfg.Timeout, tail(res.Console, 60))
 	}
 	return res, fmt.Errorf("the guest stopped (qemu: %v) before the console showed %v; console:\n%s", runErr, cfg.Expect, tail(res.Console, 60))

@@ -13,14 +13,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -160,41 +158,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			"-netdev", fmt.Sprintf("user,id=net%d,restrict=on", i), // the guest reaches nothing outside
 			"-device", fmt.Sprintf("virtio-net-pci,netdev=net%d,mac=%s", i, n.MAC))
 	}
-	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
-	var console lockedBuffer
-	cmd.Stdout = &console
-	cmd.Stderr = &console
-	cmd.Stdin = nil
-	start := time.Now()
-	var matched atomic.Bool
-	watchDone := make(chan struct{})
-	if cfg.Expect != nil {
-		// Stop the guest once the console shows what the test waits for.
-		go func() {
-			tick := time.NewTicker(100 * time.Millisecond)
-			defer tick.Stop()
-			for {
-				select {
-				case <-watchDone:
-					return
-				case <-tick.C:
-					if cfg.Expect.MatchString(console.String()) {
-						matched.Store(true)
-						cancel()
-						return
-					}
-				}
-			}
-		}()
-	}
-	runErr := cmd.Run()
-	close(watchDone)
-	res := Result{Console: console.String(), Duration: time.Since(start), ExitCode: -1}
-	if cfg.Expect != nil && (matched.Load() || cfg.Expect.MatchString(res.Console)) {
-		res.Matched = true
-	}
+	run := runGuest(ctx, "qemu-system-x86_64", args, cfg.Timeout, cfg.Expect)
+	res := Result{Console: run.Console, Duration: run.Duration, ExitCode: -1, Matched: run.Matched}
+	runErr := run.Err
 	if m := regexp.MustCompile(exitMarker + `(\d+)`).FindStringSubmatch(res.Console); m != nil {
 		res.ExitCode, _ = strconv.Atoi(m[1])
 		return res, nil
@@ -202,7 +168,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if res.Matched {
 		return res, nil
 	}
-	if ctx.Err() != nil {
+	if run.TimedOut {
 		return res, fmt.Errorf("guest did not finish within %s; console:\n%s", cfg.Timeout, tail(res.Console, 60))
 	}
 	return res, fmt.Errorf("guest stopped without an exit status (qemu: %v); console:\n%s", runErr, tail(res.Console, 60))

@@ -2,10 +2,7 @@ package nixinstall
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"io"
 	"io/fs"
@@ -17,72 +14,26 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ulikunitz/xz"
+	"github.com/homestaker/homestaker/internal/fakenix"
 )
 
 const (
-	testVersion = "2.28.3"
-	testNix     = "/nix/store/cgjd0gajsh9zwsbkfb7f6zs2p2rsw4gg-nix-2.28.3"
-	testCACert  = "/nix/store/8ldx0fz4cmxfc3wzi5kydzbh5mfrxyw1-nss-cacert-3.108"
-	testReginfo = testNix + "\n\n0\n" + testCACert + "\n\n0\n"
+	testVersion = fakenix.Version
+	testNix     = fakenix.NixPath
+	testCACert  = fakenix.CACert
+	testReginfo = fakenix.Reginfo
 )
 
-// fakeTarball is laid out like the official nix-<ver>-<system>.tar.xz: a
-// top folder with install, .reginfo and store/, the nix store path holding a
-// shell-script stand-in for bin/nix. extra entries are appended as given.
 func fakeTarball(t *testing.T, extra ...tar.Header) []byte {
 	t.Helper()
-	top := "nix-" + testVersion + "-x86_64-linux/"
-	nixBase := filepath.Base(testNix) + "/"
-	caBase := filepath.Base(testCACert) + "/"
-	var buf bytes.Buffer
-	xw, err := xz.NewWriter(&buf)
+	b, err := fakenix.Tarball(extra...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tw := tar.NewWriter(xw)
-	add := func(h tar.Header, body string) {
-		h.Size = int64(len(body))
-		if err := tw.WriteHeader(&h); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.WriteString(tw, body); err != nil {
-			t.Fatal(err)
-		}
-	}
-	dir := func(name string) { add(tar.Header{Name: name, Typeflag: tar.TypeDir, Mode: 0o555}, "") }
-	file := func(name string, mode int64, body string) {
-		add(tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: mode}, body)
-	}
-	dir(top)
-	file(top+"install", 0o555, "#!/bin/sh\n# stand-in for install-nix-from-tarball.sh\nset -e\ndest=\"/nix\"\nnix=\""+testNix+"\"\ncacert=\""+testCACert+"\"\necho must not run >&2; exit 1\n")
-	file(top+".reginfo", 0o444, testReginfo)
-	dir(top + "store/")
-	dir(top + "store/" + nixBase)
-	dir(top + "store/" + nixBase + "bin/")
-	file(top+"store/"+nixBase+"bin/nix", 0o555, "#!/bin/sh\necho 'nix (Nix) "+testVersion+"'\n")
-	add(tar.Header{Name: top + "store/" + nixBase + "bin/nix-store", Typeflag: tar.TypeSymlink, Linkname: "nix"}, "")
-	add(tar.Header{Name: top + "store/" + nixBase + "bin/nix-env", Typeflag: tar.TypeSymlink, Linkname: "nix"}, "")
-	dir(top + "store/" + nixBase + "share/")
-	file(top+"store/"+nixBase+"share/README", 0o444, "data\n")
-	dir(top + "store/" + caBase)
-	file(top+"store/"+caBase+"ca-bundle.crt", 0o444, "-----BEGIN CERTIFICATE-----\n")
-	for _, h := range extra {
-		add(h, "x")
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := xw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return b
 }
 
-func sum(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
-}
+func sum(b []byte) string { return fakenix.SHA256(b) }
 
 // serve serves body on 127.0.0.1 at /nix.tar.xz.
 func serve(t *testing.T, h http.HandlerFunc) string {

@@ -33,19 +33,34 @@ func runNix(ctx context.Context, env *cliEnv, args []string) int {
 	case "install":
 		return runNixInstall(ctx, env, args[1:])
 	case "-h", "--help", "help":
+		// install is nix's only command: its flags are nix's help.
 		fmt.Fprintln(env.stdout, nixUsage)
+		fl, _ := nixInstallFlags(env.stdout)
+		fl.PrintDefaults()
 		return exitOK
 	}
 	fmt.Fprintf(env.stderr, "homestaker nix: unknown command %q (want install)\n", args[0])
 	return exitUsage
 }
 
-func runNixInstall(ctx context.Context, env *cliEnv, args []string) int {
+type nixInstallOpts struct {
+	yes, dryRun *bool
+	url         *string
+}
+
+func nixInstallFlags(out io.Writer) (*flag.FlagSet, nixInstallOpts) {
 	fl := flag.NewFlagSet("nix install", flag.ContinueOnError)
-	fl.SetOutput(env.stderr)
-	yes := fl.Bool("yes", false, "install without asking (headless)")
-	dryRun := fl.Bool("dry-run", false, "print what would be done, download and change nothing")
-	url := fl.String("url", "", "download the tarball from this mirror instead of releases.nixos.org (it must match the pinned SHA-256 all the same)")
+	fl.SetOutput(out)
+	return fl, nixInstallOpts{
+		yes:    fl.Bool("yes", false, "install without asking (headless)"),
+		dryRun: fl.Bool("dry-run", false, "print what would be done, download and change nothing"),
+		url:    fl.String("url", "", "download the tarball from this mirror instead of releases.nixos.org (it must match the pinned SHA-256 all the same)"),
+	}
+}
+
+func runNixInstall(ctx context.Context, env *cliEnv, args []string) int {
+	fl, opts := nixInstallFlags(env.stderr)
+	yes, dryRun, url := opts.yes, opts.dryRun, opts.url
 	if err := fl.Parse(args); err != nil {
 		return flagExit(err)
 	}

@@ -22,3 +22,9 @@ var Networks []byte
 //
 //go:embed nix/modules/*.nix nix/modules/*.jq nix/modules/*.sh
 var Modules embed.FS
+
+// NixRelease is nix-release.json: the official Nix release tarballs
+// `homestaker nix install` may download, with their pinned SHA-256.
+//
+//go:embed nix-release.json
+var NixRelease []byte

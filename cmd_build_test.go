@@ -101,7 +101,7 @@ func TestBuildCommandWithoutNix(t *testing.T) {
 	deps.lookPath = func(string) (string, error) { return "", errors.New("no") }
 	code := runBuildWith(context.Background(), env, []string{dir}, deps)
 	if code != exitFailure || !strings.Contains(stderr.String(), "nix is not installed") ||
-		!strings.Contains(stderr.String(), "https://nixos.org/nix/install") {
+		!strings.Contains(stderr.String(), "homestaker nix install") {
 		t.Errorf("exit %d: %s", code, stderr)
 	}
 }
@@ -242,7 +242,7 @@ func TestBuildCommandRefusesRealOldNix(t *testing.T) {
 	v := strings.Fields(version)
 	want := "Nix " + v[len(v)-1] + " is installed, but building a NixOS image needs Nix 2.18 or newer"
 	if code != exitFailure || !strings.Contains(stderr.String(), want) ||
-		!strings.Contains(stderr.String(), "https://nixos.org/nix/install") {
+		!strings.Contains(stderr.String(), "homestaker nix install") {
 		t.Errorf("%s: exit %d, stderr:\n%s\nwant %q", version, code, stderr, want)
 	}
 	if stdout.Len() != 0 {

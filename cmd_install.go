@@ -477,13 +477,12 @@ func (s *session) review(p plan.Plan, flakeDir string) ui.Review {
 func nixProblem(env *cliEnv) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	const fix = " Or let homestaker install a verified Nix for root: `homestaker nix install` (it asks first; --yes headless)."
 	_, v, err := findNix(ctx, env, env.buildDeps())
 	if err != nil {
-		return "the image cannot be built here: " + err.Error() + fix
+		return "the image cannot be built here: " + err.Error()
 	}
 	if !v.AtLeast(image.MinNixMajor, image.MinNixMinor) {
-		return (&image.OldNixError{Version: v}).Error() + fix
+		return (&image.OldNixError{Version: v}).Error()
 	}
 	return ""
 }

@@ -155,7 +155,7 @@ func TestNixInstallAsksFirst(t *testing.T) {
 
 func TestInstallReviewNamesNixInstall(t *testing.T) {
 	env, _, _, _, _, _ := nixInstallEnv(t, nil, "", "")
-	if msg := nixProblem(env); !strings.Contains(msg, "`homestaker nix install`") {
+	if msg := nixProblem(env); !strings.Contains(msg, "homestaker nix install") {
 		t.Errorf("the no-Nix blocker does not name the command: %q", msg)
 	}
 }

@@ -22,9 +22,9 @@ const (
 )
 
 // NixInstallHint tells a user without a usable Nix how to get one.
-const NixInstallHint = "Install Nix with the official installer: " +
-	"sh <(curl -L https://nixos.org/nix/install) --daemon (see https://nixos.org/download), " +
-	"or put a statically linked nix binary (nixpkgs' nixStatic package) on PATH, then run homestaker again."
+const NixInstallHint = "Let homestaker install a verified Nix for root: homestaker nix install " +
+	"(it asks first and checks the release's pinned SHA-256), " +
+	"or put a static nix (nixpkgs' nixStatic) on PATH, then run homestaker again."
 
 // ErrNixNotFound is returned by FindNix when no nix binary is found.
 var ErrNixNotFound = errors.New("nix is not installed (not on PATH nor in the usual Nix profiles)")

@@ -321,7 +321,7 @@ func TestParseNixVersion(t *testing.T) {
 		}
 	}
 	msg := (&OldNixError{Version: NixVersion{Major: 2, Minor: 8}}).Error()
-	if !strings.Contains(msg, "2.8.0") || !strings.Contains(msg, "2.18") || !strings.Contains(msg, "nixos.org/nix/install") {
+	if !strings.Contains(msg, "2.8.0") || !strings.Contains(msg, "2.18") || !strings.Contains(msg, "homestaker nix install") {
 		t.Errorf("old Nix message %q", msg)
 	}
 }

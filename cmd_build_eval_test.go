@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/homestaker/homestaker/internal/testutil"
 )
@@ -17,32 +14,7 @@ import (
 // temp dir with a fresh nonce.
 func copyEvalFlake(t *testing.T, name string) string {
 	t.Helper()
-	src := filepath.Join("image", "testdata", "eval", name)
-	dir := t.TempDir()
-	system := "x86_64-linux"
-	if runtime.GOARCH == "arm64" {
-		system = "aarch64-linux"
-	}
-	nonce := fmt.Sprintf("cmd-%s-%d", t.Name(), time.Now().UnixNano())
-	err := filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, path)
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dir, rel), 0o755)
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		text := strings.ReplaceAll(strings.ReplaceAll(string(data), "@NONCE@", nonce), "@SYSTEM@", system)
-		return os.WriteFile(filepath.Join(dir, rel), []byte(text), 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return testutil.CopyFlake(t, filepath.Join("image", "testdata", "eval", name))
 }
 
 // TestBuildEvaluatesFirstWithRealNix: build evaluates the host before it

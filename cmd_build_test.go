@@ -4,15 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	tea "charm.land/bubbletea/v2"
 
@@ -24,31 +21,7 @@ import (
 // with a fresh nonce (see image/build_nix_test.go for how Nix runs here).
 func copyTestFlake(t *testing.T, name string) string {
 	t.Helper()
-	src := filepath.Join("image", "testdata", "build", name)
-	dir := t.TempDir()
-	system := "x86_64-linux"
-	if runtime.GOARCH == "arm64" {
-		system = "aarch64-linux"
-	}
-	err := filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, path)
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dir, rel), 0o755)
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		text := strings.ReplaceAll(string(data), "@NONCE@", fmt.Sprintf("cmd-%s-%d", t.Name(), time.Now().UnixNano()))
-		return os.WriteFile(filepath.Join(dir, rel), []byte(strings.ReplaceAll(text, "@SYSTEM@", system)), 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return testutil.CopyFlake(t, filepath.Join("image", "testdata", "build", name))
 }
 
 func testEnv(vars map[string]string) (*cliEnv, *bytes.Buffer, *bytes.Buffer) {

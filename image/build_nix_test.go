@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -61,37 +60,10 @@ func nixTestSetup(t *testing.T) (nixPath string, args, env []string) {
 // and this machine's system.
 func testFlake(t *testing.T, name string) string {
 	t.Helper()
-	dir := t.TempDir()
-	src := filepath.Join("testdata", "build", name)
-	err := filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, path)
-		dst := filepath.Join(dir, rel)
-		if d.IsDir() {
-			return os.MkdirAll(dst, 0o755)
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		text := strings.ReplaceAll(string(data), "@NONCE@", fmt.Sprintf("%s-%d", t.Name(), time.Now().UnixNano()))
-		text = strings.ReplaceAll(text, "@SYSTEM@", nixSystem())
-		return os.WriteFile(dst, []byte(text), 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return testutil.CopyFlake(t, filepath.Join("testdata", "build", name))
 }
 
-func nixSystem() string {
-	if runtime.GOARCH == "arm64" {
-		return "aarch64-linux"
-	}
-	return "x86_64-linux"
-}
+func nixSystem() string { return testutil.NixSystem() }
 
 func TestBuildKexecTreeWithRealNix(t *testing.T) {
 	nixPath, args, env := nixTestSetup(t)

@@ -88,27 +88,7 @@ func TestEvaluateWithFakeNix(t *testing.T) {
 // evalTestFlake copies testdata/eval/<name> like testFlake does.
 func evalTestFlake(t *testing.T, name string) BuildTarget {
 	t.Helper()
-	dir := t.TempDir()
-	src := filepath.Join("testdata", "eval", name)
-	err := filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, path)
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dir, rel), 0o755)
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		text := strings.ReplaceAll(strings.ReplaceAll(string(data), "@NONCE@", t.Name()), "@SYSTEM@", nixSystem())
-		return os.WriteFile(filepath.Join(dir, rel), []byte(text), 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	target, err := ReadBuildTarget(dir, "")
+	target, err := ReadBuildTarget(testutil.CopyFlake(t, filepath.Join("testdata", "eval", name)), "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -171,25 +171,8 @@ func RunArm64(ctx context.Context, cfg Arm64Config) (Result, error) {
 			"-drive", fmt.Sprintf("file=%s,format=raw,if=none,id=%s,cache=writeback", escapeComma(d.Path), id),
 			"-device", fmt.Sprintf("virtio-blk-pci,drive=%s,serial=vmtest%d", id, i))
 	}
-	for i, n := range cfg.NICs {
-		args = append(args,
-			"-netdev", fmt.Sprintf("user,id=net%d,restrict=on", i),
-			"-device", fmt.Sprintf("virtio-net-pci,netdev=net%d,mac=%s", i, n.MAC))
-	}
-	run := runGuest(ctx, "qemu-system-aarch64", args, cfg.Timeout, cfg.Expect)
-	res := Result{Console: run.Console, Duration: run.Duration, ExitCode: -1, Matched: run.Matched}
-	runErr := run.Err
-	if m := regexp.MustCompile(exitMarker + `(\d+)`).FindStringSubmatch(res.Console); m != nil {
-		res.ExitCode, _ = strconv.Atoi(m[1])
-		return res, nil
-	}
-	if res.Matched {
-		return res, nil
-	}
-	if run.TimedOut {
-		return res, fmt.Errorf("arm64 guest did not finish within %s; console:\n%s", cfg.Timeout, tail(res.Console, 60))
-	}
-	return res, fmt.Errorf("arm64 guest stopped without an exit status (qemu: %v); console:\n%s", runErr, tail(res.Console, 60))
+	args = append(args, nicArgs(cfg.NICs)...)
+	return scriptResult("arm64 guest", runGuest(ctx, "qemu-system-aarch64", args, cfg.Timeout, cfg.Expect), cfg.Timeout)
 }
 
 // TreeFiles lists the files and links under root/dir (as initrd files named

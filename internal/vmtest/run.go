@@ -2,8 +2,10 @@ package vmtest
 
 import (
 	"context"
+	"fmt"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"sync/atomic"
 	"time"
 )
@@ -59,4 +61,34 @@ func runGuest(ctx context.Context, qemu string, args []string, timeout time.Dura
 	r.Matched = expect != nil && (matched.Load() || expect.MatchString(r.Console))
 	r.TimedOut = !r.Matched && ctx.Err() != nil
 	return r
+}
+
+// nicArgs are QEMU's arguments for virtio network cards on a restricted
+// user network: the guest reaches nothing outside.
+func nicArgs(nics []NIC) []string {
+	var args []string
+	for i, n := range nics {
+		args = append(args,
+			"-netdev", fmt.Sprintf("user,id=net%d,restrict=on", i),
+			"-device", fmt.Sprintf("virtio-net-pci,netdev=net%d,mac=%s", i, n.MAC))
+	}
+	return args
+}
+
+// scriptResult is the Result of a guest that runs a test script: its exit
+// status from the console's exit marker, or a match of Expect; anything
+// else is an error showing the end of the console.
+func scriptResult(what string, run guestRun, timeout time.Duration) (Result, error) {
+	res := Result{Console: run.Console, Duration: run.Duration, ExitCode: -1, Matched: run.Matched}
+	if m := regexp.MustCompile(exitMarker + `(\d+)`).FindStringSubmatch(res.Console); m != nil {
+		res.ExitCode, _ = strconv.Atoi(m[1])
+		return res, nil
+	}
+	if res.Matched {
+		return res, nil
+	}
+	if run.TimedOut {
+		return res, fmt.Errorf("%s did not finish within %s; console:\n%s", what, timeout, tail(res.Console, 60))
+	}
+	return res, fmt.Errorf("%s stopped without an exit status (qemu: %v); console:\n%s", what, run.Err, tail(res.Console, 60))
 }

@@ -153,25 +153,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			"-drive", fmt.Sprintf("file=%s,format=raw,if=none,id=%s,cache=writeback", escapeComma(d.Path), id),
 			"-device", fmt.Sprintf("virtio-blk-pci,drive=%s,serial=vmtest%d,logical_block_size=%d,physical_block_size=%d", id, i, ss, ss))
 	}
-	for i, n := range cfg.NICs {
-		args = append(args,
-			"-netdev", fmt.Sprintf("user,id=net%d,restrict=on", i), // the guest reaches nothing outside
-			"-device", fmt.Sprintf("virtio-net-pci,netdev=net%d,mac=%s", i, n.MAC))
-	}
-	run := runGuest(ctx, "qemu-system-x86_64", args, cfg.Timeout, cfg.Expect)
-	res := Result{Console: run.Console, Duration: run.Duration, ExitCode: -1, Matched: run.Matched}
-	runErr := run.Err
-	if m := regexp.MustCompile(exitMarker + `(\d+)`).FindStringSubmatch(res.Console); m != nil {
-		res.ExitCode, _ = strconv.Atoi(m[1])
-		return res, nil
-	}
-	if res.Matched {
-		return res, nil
-	}
-	if run.TimedOut {
-		return res, fmt.Errorf("guest did not finish within %s; console:\n%s", cfg.Timeout, tail(res.Console, 60))
-	}
-	return res, fmt.Errorf("guest stopped without an exit status (qemu: %v); console:\n%s", runErr, tail(res.Console, 60))
+	args = append(args, nicArgs(cfg.NICs)...)
+	return scriptResult("guest", runGuest(ctx, "qemu-system-x86_64", args, cfg.Timeout, cfg.Expect), cfg.Timeout)
 }
 
 func escapeComma(s string) string { return strings.ReplaceAll(s, ",", ",,") }

@@ -15,8 +15,10 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/term"
 
-	"github.com/homestaker/homestaker/image"
+	"github.com/homestaker/homestaker/flake"
+	"github.com/homestaker/homestaker/nixbuild"
 	"github.com/homestaker/homestaker/plan"
+	"github.com/homestaker/homestaker/ui"
 )
 
 // nixOptions collects repeated --nix-option NAME=VALUE flags.
@@ -36,7 +38,7 @@ func (o *nixOptions) Set(v string) error {
 // buildDeps are the capabilities runBuild uses; tests replace them.
 type buildDeps struct {
 	lookPath func(string) (string, error)
-	run      image.CommandRunner
+	run      nixbuild.CommandRunner
 	now      func() time.Time
 	// isTerminal reports whether w is a terminal the progress view can use.
 	isTerminal func(w io.Writer) bool
@@ -47,7 +49,7 @@ type buildDeps struct {
 func defaultBuildDeps() buildDeps {
 	return buildDeps{
 		lookPath: exec.LookPath,
-		run:      image.ExecRunner(image.DefaultStopGrace),
+		run:      nixbuild.ExecRunner(nixbuild.DefaultStopGrace),
 		now:      time.Now,
 		isTerminal: func(w io.Writer) bool {
 			f, ok := w.(*os.File)
@@ -59,12 +61,12 @@ func defaultBuildDeps() buildDeps {
 // runBuild is `homestaker build DIR [--host NAME]`.
 // findNix finds the nix binary and asks its version (the caller judges
 // whether it is recent enough).
-func findNix(ctx context.Context, env *cliEnv, deps buildDeps) (string, image.NixVersion, error) {
-	nixPath, err := image.FindNix(deps.lookPath, env.getenv)
+func findNix(ctx context.Context, env *cliEnv, deps buildDeps) (string, nixbuild.NixVersion, error) {
+	nixPath, err := nixbuild.FindNix(deps.lookPath, env.getenv)
 	if err != nil {
-		return "", image.NixVersion{}, fmt.Errorf("%v.\n%s", err, image.NixInstallHint)
+		return "", nixbuild.NixVersion{}, fmt.Errorf("%v.\n%s", err, nixbuild.NixInstallHint)
 	}
-	version, err := image.QueryNixVersion(ctx, deps.run, nixPath)
+	version, err := nixbuild.QueryNixVersion(ctx, deps.run, nixPath)
 	return nixPath, version, err
 }
 
@@ -110,7 +112,7 @@ func runBuildWith(ctx context.Context, env *cliEnv, args []string, deps buildDep
 		return exitUsage
 	}
 
-	target, err := image.ReadBuildTarget(positional[0], *host)
+	target, err := nixbuild.ReadBuildTarget(positional[0], *host)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "homestaker build: %v\n", err)
 		return exitFailure
@@ -120,20 +122,20 @@ func runBuildWith(ctx context.Context, env *cliEnv, args []string, deps buildDep
 		fmt.Fprintf(env.stderr, "homestaker build: %v\n", err)
 		return exitFailure
 	}
-	if !version.AtLeast(image.MinNixMajor, image.MinNixMinor) {
+	if !version.AtLeast(nixbuild.MinNixMajor, nixbuild.MinNixMinor) {
 		if !*allowOld {
-			fmt.Fprintf(env.stderr, "homestaker build: %v\n", &image.OldNixError{Version: version})
+			fmt.Fprintf(env.stderr, "homestaker build: %v\n", &nixbuild.OldNixError{Version: version})
 			return exitFailure
 		}
 		fmt.Fprintf(env.stderr, "Nix %s is older than %d.%d; building anyway (--allow-old-nix).\n",
-			version, image.MinNixMajor, image.MinNixMinor)
+			version, nixbuild.MinNixMajor, nixbuild.MinNixMinor)
 	}
 
 	// Evaluate first: a configuration Nix refuses stops here, with the
 	// evaluator's own message, before anything is built.
 	fmt.Fprintf(env.stderr, "Evaluating the configuration of %s with Nix %s.\n", target.Host, version)
-	if _, err := image.Evaluate(ctx, image.EvalOptions{Target: target, NixPath: nixPath, NixArgs: opts, Run: deps.run}); err != nil {
-		var ee *image.EvalError
+	if _, err := nixbuild.Evaluate(ctx, nixbuild.EvalOptions{Target: target, NixPath: nixPath, NixArgs: opts, Run: deps.run}); err != nil {
+		var ee *nixbuild.EvalError
 		switch {
 		case errors.As(err, &ee):
 			writeEvalFailure(env.stderr, ee)
@@ -154,7 +156,7 @@ func runBuildWith(ctx context.Context, env *cliEnv, args []string, deps buildDep
 		what = "SD card parts"
 	}
 	title := fmt.Sprintf("Building the %s for %s", what, target.Host)
-	buildOpts := image.BuildOptions{
+	buildOpts := nixbuild.BuildOptions{
 		Target:  target,
 		NixPath: nixPath,
 		NixArgs: opts,
@@ -162,24 +164,24 @@ func runBuildWith(ctx context.Context, env *cliEnv, args []string, deps buildDep
 		Run:     deps.run,
 		Now:     deps.now,
 	}
-	fmt.Fprintf(env.stderr, "%s with Nix %s.\n%s\n", title, version, image.BinaryCacheNote())
+	fmt.Fprintf(env.stderr, "%s with Nix %s.\n%s\n", title, version, flake.BinaryCacheNote())
 
 	useTUI := !*plain && deps.isTerminal(env.stderr) &&
 		env.getenv("TERM") != "dumb" && env.getenv("NO_COLOR") == ""
-	var res image.BuildResult
+	var res nixbuild.BuildResult
 	if useTUI {
 		res, err = buildWithView(ctx, env, title, buildOpts, deps)
 	} else {
-		printer := image.NewBuildLinePrinter(env.stderr, deps.now())
+		printer := nixbuild.NewBuildLinePrinter(env.stderr, deps.now())
 		buildOpts.Observe = printer.Observe
-		res, err = image.Build(ctx, buildOpts)
+		res, err = nixbuild.Build(ctx, buildOpts)
 		printer.Finish(deps.now())
 	}
 	if err != nil {
-		var be *image.BuildError
+		var be *nixbuild.BuildError
 		switch {
 		case errors.As(err, &be):
-			image.WriteBuildFailure(env.stderr, be)
+			nixbuild.WriteBuildFailure(env.stderr, be)
 		case errors.Is(err, context.Canceled):
 			fmt.Fprintf(env.stderr, "homestaker build: %v\n", err)
 			return exitInterrupt
@@ -189,7 +191,7 @@ func runBuildWith(ctx context.Context, env *cliEnv, args []string, deps buildDep
 		return exitFailure
 	}
 
-	artifacts, err := image.CollectArtifacts(ctx, res.OutPath, target.Format)
+	artifacts, err := nixbuild.CollectArtifacts(ctx, res.OutPath, target.Format)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "homestaker build: %v\n", err)
 		return exitFailure
@@ -202,19 +204,19 @@ func runBuildWith(ctx context.Context, env *cliEnv, args []string, deps buildDep
 		}
 		artifacts = append(artifacts, card)
 	}
-	manifest := image.NewBuildManifest(res, artifacts, version.String())
-	manifestPath := image.BuildManifestPath(target)
-	if err := image.WriteBuildManifest(manifestPath, manifest); err != nil {
+	manifest := nixbuild.NewBuildManifest(res, artifacts, version.String())
+	manifestPath := nixbuild.BuildManifestPath(target)
+	if err := nixbuild.WriteBuildManifest(manifestPath, manifest); err != nil {
 		fmt.Fprintf(env.stderr, "homestaker build: %v\n", err)
 		return exitFailure
 	}
-	image.WriteBuildSummary(env.stdout, manifest, manifestPath, res.Finished.Sub(res.Started))
-	sized := image.RoleInitrd
+	nixbuild.WriteBuildSummary(env.stdout, manifest, manifestPath, res.Finished.Sub(res.Started))
+	sized := nixbuild.RoleInitrd
 	if target.Format == plan.FormatISO {
-		sized = image.RoleISO
+		sized = nixbuild.RoleISO
 	}
 	if a, ok := manifest.Artifact(sized); ok {
-		if warning := image.RAMWarning(uint64(a.Size), target.MemoryBytes, clientsRAM(target)); warning != "" {
+		if warning := nixbuild.RAMWarning(uint64(a.Size), target.MemoryBytes, clientsRAM(target)); warning != "" {
 			fmt.Fprintf(env.stderr, "Warning: %s\n", warning)
 		}
 	}
@@ -222,23 +224,23 @@ func runBuildWith(ctx context.Context, env *cliEnv, args []string, deps buildDep
 }
 
 // buildWithView runs the build under the progress view on stderr.
-func buildWithView(ctx context.Context, env *cliEnv, title string, opts image.BuildOptions, deps buildDeps) (image.BuildResult, error) {
+func buildWithView(ctx context.Context, env *cliEnv, title string, opts nixbuild.BuildOptions, deps buildDeps) (nixbuild.BuildResult, error) {
 	buildCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	model := image.NewBuildModel(title, deps.now, cancel, true)
+	model := ui.NewBuildModel(title, deps.now, cancel, true)
 	p := tea.NewProgram(model, append([]tea.ProgramOption{tea.WithContext(ctx),
 		tea.WithOutput(env.stderr), tea.WithInput(env.stdin)}, deps.viewOptions...)...)
-	opts.Observe = func(ev image.NixLogEvent, at time.Time) {
-		p.Send(image.BuildEventMsg{Event: ev, At: at})
+	opts.Observe = func(ev nixbuild.NixLogEvent, at time.Time) {
+		p.Send(ui.BuildEventMsg{Event: ev, At: at})
 	}
 	type outcome struct {
-		res image.BuildResult
+		res nixbuild.BuildResult
 		err error
 	}
 	done := make(chan outcome, 1)
 	go func() {
-		res, err := image.Build(buildCtx, opts)
-		p.Send(image.BuildDoneMsg{Err: err})
+		res, err := nixbuild.Build(buildCtx, opts)
+		p.Send(ui.BuildDoneMsg{Err: err})
 		done <- outcome{res, err}
 	}()
 	if _, err := p.Run(); err != nil && !errors.Is(err, tea.ErrProgramKilled) && ctx.Err() == nil {
@@ -275,7 +277,7 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 
 // clientsRAM is what the host's chosen clients need in RAM, from the client
 // catalogue (0 when the answers cannot be read).
-func clientsRAM(t image.BuildTarget) uint64 {
+func clientsRAM(t nixbuild.BuildTarget) uint64 {
 	data, err := os.ReadFile(filepath.Join(t.FlakeDir, "hosts", t.Host, "homestaker.json"))
 	if err != nil {
 		return 0
@@ -299,7 +301,7 @@ func clientsRAM(t image.BuildTarget) uint64 {
 
 // writeEvalFailure prints a failed evaluation: the evaluator's message,
 // indented, and the command that shows the whole trace.
-func writeEvalFailure(w io.Writer, ee *image.EvalError) {
+func writeEvalFailure(w io.Writer, ee *nixbuild.EvalError) {
 	fmt.Fprintf(w, "homestaker build: the configuration of host %s does not evaluate; nothing was built:\n", ee.Target.Host)
 	for _, l := range strings.Split(ee.Message, "\n") {
 		fmt.Fprintf(w, "  %s\n", l)

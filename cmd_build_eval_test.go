@@ -10,11 +10,11 @@ import (
 	"github.com/homestaker/homestaker/internal/testutil"
 )
 
-// copyEvalFlake copies one of image/testdata/eval's offline flakes to a
+// copyEvalFlake copies one of nixbuild/testdata/eval's offline flakes to a
 // temp dir with a fresh nonce.
 func copyEvalFlake(t *testing.T, name string) string {
 	t.Helper()
-	return testutil.CopyFlake(t, filepath.Join("image", "testdata", "eval", name))
+	return testutil.CopyFlake(t, filepath.Join("nixbuild", "testdata", "eval", name))
 }
 
 // TestBuildEvaluatesFirstWithRealNix: build evaluates the host before it

@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/homestaker/homestaker/image"
 	"github.com/homestaker/homestaker/media"
+	"github.com/homestaker/homestaker/nixbuild"
 )
 
 // sdImagePath is where `homestaker build` puts an sd host's card image
@@ -29,27 +29,27 @@ func sdImagePath(env *cliEnv, host string) (string, error) {
 // assembleSDCard makes the SD-card image from the parts an sd build
 // produced (media.Assemble: the same code as `homestaker image sd`) and
 // returns it as the build's sd-image artifact.
-func assembleSDCard(ctx context.Context, env *cliEnv, partsDir, out string, t image.BuildTarget) (image.Artifact, error) {
+func assembleSDCard(ctx context.Context, env *cliEnv, partsDir, out string, t nixbuild.BuildTarget) (nixbuild.Artifact, error) {
 	if out == "" {
 		p, err := sdImagePath(env, t.Host)
 		if err != nil {
-			return image.Artifact{}, err
+			return nixbuild.Artifact{}, err
 		}
 		out = p
 	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return image.Artifact{}, fmt.Errorf("create the folder of %s: %w", out, err)
+		return nixbuild.Artifact{}, fmt.Errorf("create the folder of %s: %w", out, err)
 	}
 	parts, err := media.ReadParts(partsDir)
 	if err != nil {
-		return image.Artifact{}, fmt.Errorf("the build's SD parts: %w", err)
+		return nixbuild.Artifact{}, fmt.Errorf("the build's SD parts: %w", err)
 	}
 	start := time.Now()
 	img, err := media.Assemble(ctx, parts, out)
 	if err != nil {
-		return image.Artifact{}, err
+		return nixbuild.Artifact{}, err
 	}
 	fmt.Fprintf(env.stderr, "Assembled the SD card %s (%s, %d files) in %s.\n",
-		img.Path, image.FormatBytes(uint64(img.Size)), len(img.Files), time.Since(start).Round(time.Millisecond))
-	return image.Artifact{Role: image.RoleSDImage, Name: filepath.Base(img.Path), Path: img.Path, Size: img.Size, SHA256: img.SHA256}, nil
+		img.Path, nixbuild.FormatBytes(uint64(img.Size)), len(img.Files), time.Since(start).Round(time.Millisecond))
+	return nixbuild.Artifact{Role: nixbuild.RoleSDImage, Name: filepath.Base(img.Path), Path: img.Path, Size: img.Size, SHA256: img.SHA256}, nil
 }

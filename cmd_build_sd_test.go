@@ -7,9 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/homestaker/homestaker/image"
 	"github.com/homestaker/homestaker/internal/testutil"
 	"github.com/homestaker/homestaker/media"
+	"github.com/homestaker/homestaker/nixbuild"
 )
 
 // TestBuildSDWithRealNix builds an sd host of a stand-in flake offline with
@@ -33,15 +33,15 @@ func TestBuildSDWithRealNix(t *testing.T) {
 	if !strings.Contains(stderr.String(), "Assembled the SD card "+want) || !strings.Contains(stdout.String(), "Built the SD card for pi") {
 		t.Errorf("no assembly reported:\n%s\n%s", stderr, stdout)
 	}
-	m, err := image.ReadBuildManifest(filepath.Join(dir, "hosts", "pi", "build-manifest.json"))
+	m, err := nixbuild.ReadBuildManifest(filepath.Join(dir, "hosts", "pi", "build-manifest.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	card, ok := m.Artifact(image.RoleSDImage)
+	card, ok := m.Artifact(nixbuild.RoleSDImage)
 	if !ok || card.Path != want || m.Attribute != "nixosConfigurations.pi.config.system.build.sdParts" {
 		t.Fatalf("manifest %+v", m)
 	}
-	if _, ok := m.Artifact(image.RoleKernel); !ok {
+	if _, ok := m.Artifact(nixbuild.RoleKernel); !ok {
 		t.Errorf("the manifest lists no kernel: %+v", m.Artifacts)
 	}
 	// The same parts through `homestaker image sd`: the same bytes.

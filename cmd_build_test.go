@@ -13,15 +13,15 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
-	"github.com/homestaker/homestaker/image"
 	"github.com/homestaker/homestaker/internal/testutil"
+	"github.com/homestaker/homestaker/nixbuild"
 )
 
-// copyTestFlake copies one of image/testdata/build's flakes to a temp dir
-// with a fresh nonce (see image/build_nix_test.go for how Nix runs here).
+// copyTestFlake copies one of nixbuild/testdata/build's flakes to a temp dir
+// with a fresh nonce (see nixbuild/build_nix_test.go for how Nix runs here).
 func copyTestFlake(t *testing.T, name string) string {
 	t.Helper()
-	return testutil.CopyFlake(t, filepath.Join("image", "testdata", "build", name))
+	return testutil.CopyFlake(t, filepath.Join("nixbuild", "testdata", "build", name))
 }
 
 func testEnv(vars map[string]string) (*cliEnv, *bytes.Buffer, *bytes.Buffer) {
@@ -32,8 +32,8 @@ func testEnv(vars map[string]string) (*cliEnv, *bytes.Buffer, *bytes.Buffer) {
 
 // fakeNixRunner answers --version with version and replays logName for a
 // build, printing stdout; it records the commands.
-func fakeNixRunner(t *testing.T, version, logName, stdout string, buildErr error, calls *[]string) image.CommandRunner {
-	return func(ctx context.Context, c image.NixCommand) error {
+func fakeNixRunner(t *testing.T, version, logName, stdout string, buildErr error, calls *[]string) nixbuild.CommandRunner {
+	return func(ctx context.Context, c nixbuild.NixCommand) error {
 		*calls = append(*calls, strings.Join(c.Args, " "))
 		if len(c.Args) == 1 && c.Args[0] == "--version" {
 			io.WriteString(c.Stdout, version+"\n")
@@ -43,7 +43,7 @@ func fakeNixRunner(t *testing.T, version, logName, stdout string, buildErr error
 			io.WriteString(c.Stdout, "/nix/store/x-kexec-tree.drv")
 			return nil
 		}
-		data, err := os.ReadFile(filepath.Join("image", "testdata", "build", logName))
+		data, err := os.ReadFile(filepath.Join("nixbuild", "testdata", "build", logName))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -98,7 +98,7 @@ func TestBuildCommandRefusesOldNix(t *testing.T) {
 // TestBuildCommandProgressView drives the bubbletea view with a log
 // recorded from Nix 2.26, as on a terminal.
 func TestBuildCommandProgressView(t *testing.T) {
-	version, err := os.ReadFile(filepath.Join("image", "testdata", "build", "nix-2.26", "nix-version.txt"))
+	version, err := os.ReadFile(filepath.Join("nixbuild", "testdata", "build", "nix-2.26", "nix-version.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func withNix(nixPath string) buildDeps {
 
 // TestBuildCommandWithRealNix builds the test flakes with the Nix users
 // run (Debian trixie's Nix 2.26 from $HOMESTAKER_TEST_NIX; see
-// image/build_nix_test.go for how it runs offline here).
+// nixbuild/build_nix_test.go for how it runs offline here).
 func TestBuildCommandWithRealNix(t *testing.T) {
 	nixPath, version := testutil.RequireTestNix(t)
 	testutil.RequireRoot(t)
@@ -172,7 +172,7 @@ func TestBuildCommandWithRealNix(t *testing.T) {
 	if strings.Contains(stderr.String(), "building anyway") {
 		t.Errorf("%s was taken for an old Nix:\n%s", version, stderr)
 	}
-	manifest, err := image.ReadBuildManifest(filepath.Join(dir, "hosts", "node1", "build-manifest.json"))
+	manifest, err := nixbuild.ReadBuildManifest(filepath.Join(dir, "hosts", "node1", "build-manifest.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/charmbracelet/x/term"
 	"github.com/homestaker/homestaker/disk"
-	"github.com/homestaker/homestaker/image"
+	"github.com/homestaker/homestaker/media"
 	"github.com/homestaker/homestaker/report"
 )
 
@@ -72,7 +72,7 @@ func runFlashWith(ctx context.Context, env *cliEnv, args []string, deps flashDep
 		out = env.stdout
 	}
 	progress := &progressPrinter{w: out, tty: deps.isTerminal(out), now: deps.now, every: 5 * time.Second}
-	f := &image.Flasher{
+	f := &media.Flasher{
 		System:          disk.System{Root: env.getenv(systemRootEnv)},
 		Reporter:        progress,
 		LoopBackingFile: env.getenv(flashLoopFileEnv),
@@ -82,7 +82,7 @@ func runFlashWith(ctx context.Context, env *cliEnv, args []string, deps flashDep
 		progress.end()
 		fmt.Fprintf(env.stderr, "homestaker flash: %v\n", err)
 		var refused *disk.RefusedError
-		var badImage *image.BadImageError
+		var badImage *media.BadImageError
 		switch {
 		case errors.Is(err, context.Canceled):
 			return exitInterrupt
@@ -122,7 +122,7 @@ func runFlashWith(ctx context.Context, env *cliEnv, args []string, deps flashDep
 			return code
 		}
 	}
-	res, err := f.Flash(ctx, job, image.FlashOptions{DryRun: *dryRun})
+	res, err := f.Flash(ctx, job, media.FlashOptions{DryRun: *dryRun})
 	if err != nil {
 		return fail(err)
 	}

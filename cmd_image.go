@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/homestaker/homestaker/image"
 	"github.com/homestaker/homestaker/media"
+	"github.com/homestaker/homestaker/nixbuild"
 )
 
 // runImage is `homestaker image sd --parts DIR --out FILE`: a Raspberry Pi
@@ -63,10 +63,10 @@ func runImage(ctx context.Context, env *cliEnv, args []string) int {
 		return exitFailure
 	}
 	fmt.Fprintf(env.stdout, "Wrote %s in %s: %s, one FAT32 partition (type 0x0c, label %s) of %s at %s, disk identifier %08x.\n",
-		img.Path, time.Since(start).Round(time.Millisecond), image.FormatBytes(uint64(img.Size)), media.VolumeLabel,
-		image.FormatBytes(uint64(img.PartitionSize)), image.FormatBytes(uint64(img.PartitionStart)), img.DiskSignature)
+		img.Path, time.Since(start).Round(time.Millisecond), nixbuild.FormatBytes(uint64(img.Size)), media.VolumeLabel,
+		nixbuild.FormatBytes(uint64(img.PartitionSize)), nixbuild.FormatBytes(uint64(img.PartitionStart)), img.DiskSignature)
 	for _, f := range img.Files {
-		fmt.Fprintf(env.stdout, "  %-28s %10s  sha256:%s\n", f.Name, image.FormatBytes(uint64(f.Size)), f.SHA256)
+		fmt.Fprintf(env.stdout, "  %-28s %10s  sha256:%s\n", f.Name, nixbuild.FormatBytes(uint64(f.Size)), f.SHA256)
 	}
 	fmt.Fprintf(env.stdout, "Image sha256:%s\n", img.SHA256)
 	fmt.Fprintf(env.stdout, "Kernel command line: %s\n", parts.Cmdline)

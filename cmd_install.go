@@ -21,7 +21,7 @@ import (
 
 	"github.com/homestaker/homestaker/boot"
 	"github.com/homestaker/homestaker/disk"
-	"github.com/homestaker/homestaker/image"
+	"github.com/homestaker/homestaker/nixbuild"
 	"github.com/homestaker/homestaker/plan"
 	"github.com/homestaker/homestaker/report"
 	"github.com/homestaker/homestaker/secrets"
@@ -481,8 +481,8 @@ func nixProblem(env *cliEnv) string {
 	if err != nil {
 		return "the image cannot be built here: " + err.Error()
 	}
-	if !v.AtLeast(image.MinNixMajor, image.MinNixMinor) {
-		return (&image.OldNixError{Version: v}).Error()
+	if !v.AtLeast(nixbuild.MinNixMajor, nixbuild.MinNixMinor) {
+		return (&nixbuild.OldNixError{Version: v}).Error()
 	}
 	return ""
 }

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 
-	"github.com/homestaker/homestaker/image"
+	"github.com/homestaker/homestaker/nixbuild"
 	"github.com/homestaker/homestaker/plan"
 )
 
@@ -22,7 +22,7 @@ func sdBoot(env *cliEnv, p plan.Plan) string {
 // estimated), the system, and what is left for the clients.
 func ramBudget(p plan.Plan, cat *plan.Catalogue, flakeDir string) string {
 	ram, assumed := p.NodeMemory()
-	b := image.RAMBudget{RAMBytes: ram, InitrdBytes: image.EstimatedInitrdBytes}
+	b := nixbuild.RAMBudget{RAMBytes: ram, InitrdBytes: nixbuild.EstimatedInitrdBytes}
 	switch {
 	case ram == 0:
 		return ""
@@ -31,11 +31,11 @@ func ramBudget(p plan.Plan, cat *plan.Catalogue, flakeDir string) string {
 	default:
 		b.RAMNote = "detected"
 	}
-	role := image.RoleInitrd
+	role := nixbuild.RoleInitrd
 	if p.Host.Format == plan.FormatISO {
-		role = image.RoleISO // copied to RAM
+		role = nixbuild.RoleISO // copied to RAM
 	}
-	if m, err := image.ReadBuildManifest(filepath.Join(flakeDir, "hosts", p.Host.Name, "build-manifest.json")); err == nil && m.Format == p.Host.Format {
+	if m, err := nixbuild.ReadBuildManifest(filepath.Join(flakeDir, "hosts", p.Host.Name, "build-manifest.json")); err == nil && m.Format == p.Host.Format {
 		if a, ok := m.Artifact(role); ok {
 			b.InitrdBytes, b.Measured = uint64(a.Size), true
 		}

@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/homestaker/homestaker/image"
+	"github.com/homestaker/homestaker/boot"
 	"github.com/homestaker/homestaker/secrets"
 )
 
@@ -25,7 +25,7 @@ const detachedJumpArg = "--detached-jump"
 
 // kexecDeps are the capabilities runKexec uses; tests replace them.
 type kexecDeps struct {
-	kexec *image.Kexec
+	kexec *boot.Kexec
 	// startJump starts the detached jump after delay and returns the
 	// path of its log.
 	startJump func(delay time.Duration) (string, error)
@@ -33,7 +33,7 @@ type kexecDeps struct {
 
 func defaultKexecDeps(env *cliEnv) kexecDeps {
 	return kexecDeps{
-		kexec:     &image.Kexec{Root: env.getenv(systemRootEnv)},
+		kexec:     &boot.Kexec{Root: env.getenv(systemRootEnv)},
 		startJump: startDetachedJump,
 	}
 }
@@ -88,10 +88,10 @@ func runKexecWith(ctx context.Context, env *cliEnv, args []string, deps kexecDep
 		return usageErr("--delay must be between 0s and 1m")
 	}
 
-	req := image.KexecRequest{Image: image.KexecImage{Kernel: *kernel, Initrd: *initrd, Cmdline: *cmdline}}
+	req := boot.KexecRequest{Image: boot.KexecImage{Kernel: *kernel, Initrd: *initrd, Cmdline: *cmdline}}
 	var hostName string
 	if fromFlake {
-		found, err := image.FindKexecImage(ctx, positional[0], *host)
+		found, err := boot.FindKexecImage(ctx, positional[0], *host)
 		if err != nil {
 			fmt.Fprintf(env.stderr, "homestaker kexec: %v\n", err)
 			return exitFailure
@@ -125,7 +125,7 @@ func runKexecWith(ctx context.Context, env *cliEnv, args []string, deps kexecDep
 			return exitFailure
 		}
 		req.KnownHosts = firstKnownHostsLine(string(data))
-		if _, _, err := image.HostKeyFingerprint(req.KnownHosts); err != nil {
+		if _, _, err := boot.HostKeyFingerprint(req.KnownHosts); err != nil {
 			fmt.Fprintf(env.stderr, "homestaker kexec: %s: %v\n", *knownHosts, err)
 			return exitInvalid
 		}
@@ -154,7 +154,7 @@ func runKexecWith(ctx context.Context, env *cliEnv, args []string, deps kexecDep
 	k := deps.kexec
 	fmt.Fprintln(env.stdout, "Checks:")
 	pre, err := k.Preflight(ctx, req)
-	image.WriteChecks(env.stdout, pre.Checks)
+	boot.WriteChecks(env.stdout, pre.Checks)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "homestaker kexec: %v\n", err)
 		return exitFailure
@@ -178,7 +178,7 @@ func runKexecWith(ctx context.Context, env *cliEnv, args []string, deps kexecDep
 		fmt.Fprintf(env.stdout, "  %-36s %5d bytes\n", f.Path, len(f.Data))
 	}
 	if *dryRun {
-		image.WriteReconnect(env.stdout, pre.Carried, req.KnownHosts)
+		boot.WriteReconnect(env.stdout, pre.Carried, req.KnownHosts)
 		fmt.Fprintf(env.stdout, "Dry run: nothing was loaded. The initrd copy stays in\n  %s\n", tmp)
 		return exitOK
 	}
@@ -190,9 +190,9 @@ func runKexecWith(ctx context.Context, env *cliEnv, args []string, deps kexecDep
 			return exitRefused
 		}
 	}
-	method, err := k.Load(ctx, image.KexecImage{Kernel: req.Image.Kernel, Initrd: carry.Initrd, Cmdline: req.Image.Cmdline})
+	method, err := k.Load(ctx, boot.KexecImage{Kernel: req.Image.Kernel, Initrd: carry.Initrd, Cmdline: req.Image.Cmdline})
 	if err != nil {
-		var le *image.LoadError
+		var le *boot.LoadError
 		if errors.As(err, &le) {
 			fmt.Fprintf(env.stderr, "homestaker kexec: %s failed: %v\n", le.Call, le.Err)
 			fmt.Fprintf(env.stderr, "%s\n%s\n", le.Meaning, le.Fix)
@@ -204,7 +204,7 @@ func runKexecWith(ctx context.Context, env *cliEnv, args []string, deps kexecDep
 	// The kernel holds its own copy now; the file would only take RAM.
 	os.Remove(carry.Initrd)
 	fmt.Fprintf(env.stdout, "Loaded the node's kernel with %s.\n", method)
-	image.WriteReconnect(env.stdout, pre.Carried, req.KnownHosts)
+	boot.WriteReconnect(env.stdout, pre.Carried, req.KnownHosts)
 	logPath, err := deps.startJump(*delay)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "homestaker kexec: start the jump: %v; the kernel is loaded: 'kexec -e' starts it\n", err)
@@ -266,7 +266,7 @@ func runDetachedJump(ctx context.Context, env *cliEnv, args []string) int {
 		return exitUsage
 	}
 	fmt.Fprintf(env.stderr, "%s: jumping into the loaded kernel in %s\n", time.Now().Format(time.RFC3339), delay)
-	k := &image.Kexec{}
+	k := &boot.Kexec{}
 	if err := k.Jump(ctx, delay); err != nil {
 		fmt.Fprintf(env.stderr, "homestaker kexec: %v\n", err)
 		return exitFailure

@@ -13,8 +13,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/homestaker/homestaker/image"
+	"github.com/homestaker/homestaker/boot"
 	"github.com/homestaker/homestaker/netstate"
+	"github.com/homestaker/homestaker/nixbuild"
 	"github.com/homestaker/homestaker/plan"
 )
 
@@ -69,7 +70,7 @@ func newKexecTestEnv(t *testing.T) *kexecTestEnv {
 	binary.LittleEndian.PutUint16(k[0x236:], 3)
 	os.WriteFile(e.kernel, k, 0o644)
 	var cpio bytes.Buffer
-	image.WriteCarryArchive(&cpio, []image.CarryFile{{Path: "init", Data: []byte("#!/bin/sh\n")}}, time.Unix(0, 0))
+	boot.WriteCarryArchive(&cpio, []boot.CarryFile{{Path: "init", Data: []byte("#!/bin/sh\n")}}, time.Unix(0, 0))
 	e.initrd = filepath.Join(dir, "initrd")
 	os.WriteFile(e.initrd, cpio.Bytes(), 0o644)
 	e.answers = filepath.Join(dir, "homestaker.json")
@@ -86,7 +87,7 @@ func (e *kexecTestEnv) run(t *testing.T, stdin string, args ...string) (int, str
 	var out, errb bytes.Buffer
 	env := &cliEnv{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
 	deps := kexecDeps{
-		kexec: &image.Kexec{
+		kexec: &boot.Kexec{
 			Root:    e.root,
 			Sys:     e.sys,
 			Euid:    func() int { return e.euid },
@@ -134,7 +135,7 @@ func TestKexecDryRunAndLoad(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("dry run: exit %d\n%s\n%s", code, stdout, stderr)
 	}
-	for _, want := range []string{"[ok] ssh key", "[ok] data disk: /dev/disk/by-id/nvme-DATA", netstate.CarryPath, image.KnownHostsPath, "ssh root@203.0.113.10", "Dry run: nothing was loaded"} {
+	for _, want := range []string{"[ok] ssh key", "[ok] data disk: /dev/disk/by-id/nvme-DATA", netstate.CarryPath, boot.KnownHostsPath, "ssh root@203.0.113.10", "Dry run: nothing was loaded"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("dry run output lacks %q:\n%s", want, stdout)
 		}
@@ -202,12 +203,12 @@ func TestKexecFromFlake(t *testing.T) {
 		os.WriteFile(filepath.Join(tree, name), b, 0o644)
 	}
 	os.WriteFile(filepath.Join(tree, "kexec-boot"), []byte("#!/usr/bin/env bash\nkexec --load ${SCRIPT_DIR}/bzImage \\\n  --initrd=${SCRIPT_DIR}/initrd.zst \\\n  --command-line \"init=/nix/store/abc-nixos-system-node/init loglevel=4\"\nkexec -e\n"), 0o755)
-	arts, err := image.CollectArtifacts(context.Background(), tree, plan.FormatKexec)
+	arts, err := nixbuild.CollectArtifacts(context.Background(), tree, plan.FormatKexec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	target := image.BuildTarget{FlakeDir: flake, Host: "node", Format: plan.FormatKexec}
-	image.WriteBuildManifest(image.BuildManifestPath(target), image.NewBuildManifest(image.BuildResult{Target: target, OutPath: tree, Finished: time.Now()}, arts, "2.24.0"))
+	target := nixbuild.BuildTarget{FlakeDir: flake, Host: "node", Format: plan.FormatKexec}
+	nixbuild.WriteBuildManifest(nixbuild.BuildManifestPath(target), nixbuild.NewBuildManifest(nixbuild.BuildResult{Target: target, OutPath: tree, Finished: time.Now()}, arts, "2.24.0"))
 
 	code, stdout, stderr := e.run(t, "", flake, "--yes", "--delay", "5s")
 	if code != exitOK || e.sys.cmdline != "init=/nix/store/abc-nixos-system-node/init loglevel=4" || len(e.jumps) != 1 || e.jumps[0] != 5*time.Second {
@@ -217,7 +218,7 @@ func TestKexecFromFlake(t *testing.T) {
 		t.Errorf("output:\n%s", stdout)
 	}
 	// Not built: say how to build.
-	os.Remove(image.BuildManifestPath(target))
+	os.Remove(nixbuild.BuildManifestPath(target))
 	if code, _, stderr := e.run(t, "", flake, "--dry-run"); code != exitFailure || !strings.Contains(stderr, "homestaker build") {
 		t.Errorf("not built: exit %d %q", code, stderr)
 	}

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/homestaker/homestaker/image"
+	"github.com/homestaker/homestaker/nixbuild"
 	"github.com/homestaker/homestaker/nixinstall"
 )
 
@@ -74,13 +74,13 @@ func runNixInstall(ctx context.Context, env *cliEnv, args []string) int {
 	nixPath, v, err := findNix(checkCtx, env, deps)
 	cancel()
 	switch {
-	case err == nil && v.AtLeast(image.MinNixMajor, image.MinNixMinor):
-		fmt.Fprintf(env.stdout, "Nix %s is already installed (%s), and homestaker needs %d.%d or newer: nothing to do.\n", v, nixPath, image.MinNixMajor, image.MinNixMinor)
+	case err == nil && v.AtLeast(nixbuild.MinNixMajor, nixbuild.MinNixMinor):
+		fmt.Fprintf(env.stdout, "Nix %s is already installed (%s), and homestaker needs %d.%d or newer: nothing to do.\n", v, nixPath, nixbuild.MinNixMajor, nixbuild.MinNixMinor)
 		return exitOK
 	case err == nil:
-		fmt.Fprintf(env.stdout, "Nix %s (%s) is older than the %d.%d homestaker needs.\n", v, nixPath, image.MinNixMajor, image.MinNixMinor)
+		fmt.Fprintf(env.stdout, "Nix %s (%s) is older than the %d.%d homestaker needs.\n", v, nixPath, nixbuild.MinNixMajor, nixbuild.MinNixMinor)
 	default:
-		fmt.Fprintf(env.stdout, "No Nix found (homestaker needs %d.%d or newer).\n", image.MinNixMajor, image.MinNixMinor)
+		fmt.Fprintf(env.stdout, "No Nix found (homestaker needs %d.%d or newer).\n", nixbuild.MinNixMajor, nixbuild.MinNixMinor)
 	}
 
 	rel, err := nixinstall.ForSystem("")

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/homestaker/homestaker/image"
+	"github.com/homestaker/homestaker/flake"
 	"github.com/homestaker/homestaker/plan"
 	"github.com/homestaker/homestaker/report"
 	"github.com/homestaker/homestaker/steps"
@@ -70,12 +70,12 @@ func runRender(ctx context.Context, env *cliEnv, args []string) int {
 	return exitOK
 }
 
-func printChanges(env *cliEnv, out string, changes []image.Change, dryRun bool) {
-	verb := map[image.Action]string{image.Create: "+ create", image.Update: "~ update", image.Unchanged: "  same  ", image.Keep: "  keep  "}
+func printChanges(env *cliEnv, out string, changes []flake.Change, dryRun bool) {
+	verb := map[flake.Action]string{flake.Create: "+ create", flake.Update: "~ update", flake.Unchanged: "  same  ", flake.Keep: "  keep  "}
 	n := 0
 	for _, c := range changes {
 		fmt.Fprintf(env.stdout, "%s %s\n", verb[c.Action], filepath.Join(out, filepath.FromSlash(c.Path)))
-		if c.Action == image.Create || c.Action == image.Update {
+		if c.Action == flake.Create || c.Action == flake.Update {
 			n++
 		}
 	}

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/homestaker/homestaker/image"
+	"github.com/homestaker/homestaker/nixbuild"
 )
 
 // copySystemRoot copies a recorded machine (disk/testdata/<name>) to a temp
@@ -67,7 +67,7 @@ func firstMiB(t *testing.T, path string) string {
 }
 
 // nix28EvalError is what Debian's Nix 2.8 printed for a configuration that
-// uses an option ethereum.nix does not have (image/testdata/eval/throw).
+// uses an option ethereum.nix does not have (nixbuild/testdata/eval/throw).
 const nix28EvalError = "warning: the group 'nixbld' specified in 'build-users-group' does not exist\n" +
 	"error: The option `services.ethereum.lighthouse-beacon' does not exist. Definition values:\n" +
 	"       - In `/nix/store/x-source/hosts/node1/default.nix'\n" +
@@ -76,7 +76,7 @@ const nix28EvalError = "warning: the group 'nixbld' specified in 'build-users-gr
 // installWithFakeNix runs install --answers --yes --confirm-device on a copy
 // of the recorded server whose free NVMe disk is a file holding old data,
 // with nix faked by evaluate (the nix eval) and a replayed build.
-func installWithFakeNix(t *testing.T, evaluate func(c image.NixCommand) error) (code int, stdout, stderr string, calls []string, diskFile string) {
+func installWithFakeNix(t *testing.T, evaluate func(c nixbuild.NixCommand) error) (code int, stdout, stderr string, calls []string, diskFile string) {
 	t.Helper()
 	root := copySystemRoot(t, "server-2nvme")
 	diskFile = filepath.Join(root, "dev", "nvme1n1")
@@ -89,7 +89,7 @@ func installWithFakeNix(t *testing.T, evaluate func(c image.NixCommand) error) (
 	tree := fakeKexecTree(t)
 	deps := defaultBuildDeps()
 	deps.lookPath = func(string) (string, error) { return "/usr/bin/nix", nil }
-	deps.run = func(ctx context.Context, c image.NixCommand) error {
+	deps.run = func(ctx context.Context, c nixbuild.NixCommand) error {
 		calls = append(calls, c.Args[0])
 		switch c.Args[0] {
 		case "--version":
@@ -98,7 +98,7 @@ func installWithFakeNix(t *testing.T, evaluate func(c image.NixCommand) error) (
 		case "eval":
 			return evaluate(c)
 		case "build":
-			data, err := os.ReadFile(filepath.Join("image", "testdata", "build", "kexec.log"))
+			data, err := os.ReadFile(filepath.Join("nixbuild", "testdata", "build", "kexec.log"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -120,7 +120,7 @@ func installWithFakeNix(t *testing.T, evaluate func(c image.NixCommand) error) (
 // disk is touched; when Nix refuses the configuration, install prints the
 // evaluator's message, builds nothing and leaves the disk as it was.
 func TestInstallStopsWhenEvaluationFails(t *testing.T) {
-	code, stdout, stderr, calls, diskFile := installWithFakeNix(t, func(c image.NixCommand) error {
+	code, stdout, stderr, calls, diskFile := installWithFakeNix(t, func(c nixbuild.NixCommand) error {
 		io.WriteString(c.Stderr, nix28EvalError)
 		return errors.New("exit status 1")
 	})
@@ -162,7 +162,7 @@ func writeOldData(t *testing.T) string {
 // install builds, then goes on to the data disk (a file here, so the
 // kernel's re-read of its partition table fails after the GPT is written).
 func TestInstallGoesOnWhenEvaluationPasses(t *testing.T) {
-	code, stdout, stderr, calls, diskFile := installWithFakeNix(t, func(c image.NixCommand) error {
+	code, stdout, stderr, calls, diskFile := installWithFakeNix(t, func(c nixbuild.NixCommand) error {
 		io.WriteString(c.Stdout, "/nix/store/x-kexec-tree.drv")
 		return nil
 	})

@@ -2,8 +2,9 @@
 // entry on the data disk's EFI system partition (systemd-boot on UEFI
 // machines, GRUB from the BIOS boot partition on BIOS machines), written in
 // generations so an update switches atomically and keeps the previous
-// generation as a fallback. (kexec, the other way into the node, still lives
-// in image/kexec*.go.)
+// generation as a fallback; and kexec, the other way into the node
+// (preflight checks, the network carry-over archive, load and jump, in
+// kexec*.go).
 //
 // The EFI system partition is a FAT filesystem; homestaker reads and writes
 // it with mtools at its byte offset on the whole disk or image, so neither a

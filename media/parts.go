@@ -6,7 +6,8 @@
 // cmdline.txt, the kernel and the initrd. The node runs from RAM; the card
 // is read only while the firmware loads the kernel and the initrd.
 //
-// Writing images to sticks and cards lives in image/flash*.go for now.
+// It also writes images to sticks and cards and reads them back to verify
+// (flash*.go).
 package media
 
 import (

@@ -16,7 +16,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/homestaker/homestaker/disk"
-	"github.com/homestaker/homestaker/image"
+	"github.com/homestaker/homestaker/flake"
 	"github.com/homestaker/homestaker/plan"
 	"github.com/homestaker/homestaker/report"
 	"github.com/homestaker/homestaker/secrets"
@@ -41,7 +41,7 @@ type FlakeResult struct {
 	// Plan is the plan as written to homestaker.json: with the host key and,
 	// when the user gave none, the generated admin recipient.
 	Plan    plan.Plan
-	Changes []image.Change
+	Changes []flake.Change
 	// HostKey is the host's SSH key (public facts only); empty in a dry run
 	// before the key exists.
 	HostKey secrets.HostKey
@@ -59,18 +59,18 @@ func secretGenerators(p plan.Plan, keys validator.Keys) map[string]secrets.Gener
 	gens := map[string]secrets.Generator{}
 	byName := map[string][]byte{}
 	for _, k := range keys.Keystores {
-		byName[image.SecretKeystore(k.Pubkey)] = k.Data
+		byName[flake.SecretKeystore(k.Pubkey)] = k.Data
 	}
-	for _, name := range image.SecretNames(p, flakeKeys(keys)) {
+	for _, name := range flake.SecretNames(p, flakeKeys(keys)) {
 		switch {
-		case name == image.SecretJWT:
+		case name == flake.SecretJWT:
 			gens[name] = secrets.NewJWTSecret
-		case name == image.SecretPrysmWallet:
+		case name == flake.SecretPrysmWallet:
 			gens[name] = secrets.NewPassword
-		case name == image.SecretValidatorPassword:
+		case name == flake.SecretValidatorPassword:
 			path := p.Ethereum.Validator.PasswordFile
 			gens[name] = func() (string, error) { return validator.ReadPasswordFile(path) }
-		case name == image.SecretSlashing:
+		case name == flake.SecretSlashing:
 			data := keys.Slashing
 			gens[name] = func() (string, error) { return string(data), nil }
 		default:
@@ -86,8 +86,8 @@ func secretGenerators(p plan.Plan, keys validator.Keys) map[string]secrets.Gener
 
 // flakeKeys is what the flake says of the keys: their public keys and
 // whether a slashing history comes with them.
-func flakeKeys(k validator.Keys) image.ValidatorKeys {
-	return image.ValidatorKeys{Pubkeys: k.Pubkeys(), SlashingProtection: k.Slashing != nil}
+func flakeKeys(k validator.Keys) flake.ValidatorKeys {
+	return flake.ValidatorKeys{Pubkeys: k.Pubkeys(), SlashingProtection: k.Slashing != nil}
 }
 
 // Flake runs the keys and flake steps: the host key and admin identity in
@@ -167,11 +167,11 @@ func Flake(req FlakeRequest) (FlakeResult, error) {
 	hostDir := filepath.Join(req.Out, "hosts", name)
 	secretsFile := filepath.Join(hostDir, "secrets.yaml")
 	var secretsYAML []byte
-	secretsAction := image.Unchanged
+	secretsAction := flake.Unchanged
 	if _, err := os.Stat(secretsFile); errors.Is(err, fs.ErrNotExist) {
-		secretsAction = image.Create
+		secretsAction = flake.Create
 	} else {
-		secretsAction = image.Update
+		secretsAction = flake.Update
 	}
 	secretsChanged := false
 	if key.PublicKey != "" && !req.DryRun {
@@ -200,7 +200,7 @@ func Flake(req FlakeRequest) (FlakeResult, error) {
 	if err != nil {
 		return res, err
 	}
-	in := image.RenderInput{
+	in := flake.RenderInput{
 		Plan:           p,
 		SecretsYAML:    secretsYAML,
 		SopsConfig:     secrets.RenderSopsConfig(rules),
@@ -221,18 +221,18 @@ func Flake(req FlakeRequest) (FlakeResult, error) {
 	}
 	in.DiskoNix = layout.DiskoNix()
 
-	files, err := image.Files(in)
+	files, err := flake.Files(in)
 	if err != nil {
 		return res, err
 	}
 	if req.DryRun {
-		res.Changes, err = image.Diff(req.Out, files)
+		res.Changes, err = flake.Diff(req.Out, files)
 	} else {
-		res.Changes, err = image.Write(req.Out, files)
+		res.Changes, err = flake.Write(req.Out, files)
 	}
 	// The secrets file was written above, by the secrets step: say so.
 	for i, c := range res.Changes {
-		if c.Path == "hosts/"+name+"/secrets.yaml" && (secretsChanged || (req.DryRun && secretsAction == image.Create)) {
+		if c.Path == "hosts/"+name+"/secrets.yaml" && (secretsChanged || (req.DryRun && secretsAction == flake.Create)) {
 			res.Changes[i].Action = secretsAction
 		}
 	}

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/homestaker/homestaker/image"
+	"github.com/homestaker/homestaker/flake"
 )
 
 func TestSplitExec(t *testing.T) {
@@ -48,7 +48,7 @@ func FuzzSystemdExecArg(f *testing.F) {
 		if !utf8Valid(s) || strings.ContainsRune(s, 0) {
 			return
 		}
-		q := image.SystemdExecArg(s)
+		q := flake.SystemdExecArg(s)
 		got, err := SplitExec("/bin/x \\\n  --flag \\\n  " + q + " \\\n  --next")
 		if err != nil || len(got) != 4 || got[2] != s || got[3] != "--next" {
 			t.Fatalf("%q quoted as %q reads back as %q (%v)", s, q, got, err)

@@ -24,7 +24,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/homestaker/homestaker/image"
+	"github.com/homestaker/homestaker/flake"
 )
 
 //go:embed eval.nix stub
@@ -44,9 +44,9 @@ type Source struct {
 
 // Sources are the checkouts the evaluation reads.
 var Sources = []Source{
-	{Dir: "ethereum.nix", Repo: "https://github.com/nix-community/ethereum.nix", Rev: image.EthereumNixRev},
-	{Dir: "sops-nix", Repo: "https://github.com/Mic92/sops-nix", Rev: image.SopsNixRev},
-	{Dir: "disko", Repo: "https://github.com/nix-community/disko", Rev: image.DiskoRev},
+	{Dir: "ethereum.nix", Repo: "https://github.com/nix-community/ethereum.nix", Rev: flake.EthereumNixRev},
+	{Dir: "sops-nix", Repo: "https://github.com/Mic92/sops-nix", Rev: flake.SopsNixRev},
+	{Dir: "disko", Repo: "https://github.com/nix-community/disko", Rev: flake.DiskoRev},
 	{Dir: "nixpkgs.lib", Repo: "https://github.com/nix-community/nixpkgs.lib"},
 }
 

@@ -1,0 +1,571 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+	"github.com/charmbracelet/x/term"
+
+	"github.com/homestaker/homestaker/boot"
+	"github.com/homestaker/homestaker/disk"
+	"github.com/homestaker/homestaker/nixbuild"
+	"github.com/homestaker/homestaker/plan"
+	"github.com/homestaker/homestaker/report"
+	"github.com/homestaker/homestaker/secrets"
+	"github.com/homestaker/homestaker/steps"
+	"github.com/homestaker/homestaker/ui"
+	"github.com/homestaker/homestaker/validator"
+)
+
+// exitHangup is the exit status after the terminal went away (128+SIGHUP);
+// the answers so far are kept as a draft.
+const exitHangup = 129
+
+// installFlags are the flags of `homestaker install` (and of the bare
+// `homestaker`, which takes none).
+type installFlags struct {
+	answers, out, private string
+	accessible, dryRun    bool
+	flakeOnly, yes        bool
+	confirm               string
+}
+
+// runWizard is `homestaker` with no arguments: the wizard.
+func runWizard(ctx context.Context, env *cliEnv) int {
+	return install(ctx, env, installFlags{})
+}
+
+// runInstall is `homestaker install`: the wizard, or with --answers the same
+// flow without questions.
+func runInstall(ctx context.Context, env *cliEnv, args []string) int {
+	fs := newFlags(env, "install", "install [--answers FILE] [--out DIR] [--private DIR] [--accessible] [--dry-run] [--flake-only] [--yes --confirm-device DEV]")
+	var f installFlags
+	fs.StringVar(&f.answers, "answers", "", "run without questions from this answers `file`")
+	fs.StringVar(&f.out, "out", "", "the flake `folder` (default: asked, ~/homestaker-flake)")
+	fs.StringVar(&f.private, "private", "", "`folder` for private keys (default $XDG_STATE_HOME/homestaker)")
+	fs.BoolVar(&f.accessible, "accessible", false, "plain line prompts instead of the full-screen wizard")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "show the review and stop; change nothing")
+	fs.BoolVar(&f.flakeOnly, "flake-only", false, "write the flake and answers only; touch no disk")
+	fs.BoolVar(&f.yes, "yes", false, "do not ask (erasing the disk also needs --confirm-device)")
+	fs.StringVar(&f.confirm, "confirm-device", "", "the data disk to erase, named again, with --yes")
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if f.yes && f.confirm == "" && !f.flakeOnly && !f.dryRun {
+		fmt.Fprintln(env.stderr, "homestaker install: --yes erases the data disk only with --confirm-device DEV naming it (or use --flake-only)")
+		return exitUsage
+	}
+	return install(ctx, env, f)
+}
+
+// interactive reports whether the wizard can take over the terminal: both
+// ends are terminals and the terminal is not dumb.
+func interactive(env *cliEnv) bool {
+	in, ok1 := env.stdin.(*os.File)
+	out, ok2 := env.stdout.(*os.File)
+	if !ok1 || !ok2 || env.getenv("TERM") == "dumb" {
+		return false
+	}
+	return term.IsTerminal(in.Fd()) && term.IsTerminal(out.Fd())
+}
+
+// session is one run of the wizard or of install --answers.
+type session struct {
+	env     *cliEnv
+	sys     disk.System
+	cat     *plan.Catalogue
+	hw      ui.Hardware
+	private string
+	home    string
+	flags   installFlags
+	// keys are the validator's keys of the plan last reviewed;
+	// keysChecked says they were checked already for the one plan of a
+	// headless run.
+	keys        validator.Keys
+	keysChecked bool
+}
+
+func install(ctx context.Context, env *cliEnv, f installFlags) int {
+	cat, err := plan.LoadCatalogue()
+	if err != nil {
+		fmt.Fprintf(env.stderr, "homestaker: %v\n", err)
+		return exitFailure
+	}
+	priv, err := privateDir(env, f.private)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "homestaker: %v\n", err)
+		return exitUsage
+	}
+	s := &session{env: env, sys: detectSources(env).System, cat: cat, private: priv, home: env.getenv("HOME"), flags: f}
+	s.hw = detectHardware(ctx, env)
+	if f.answers != "" {
+		return s.headless(ctx)
+	}
+	return s.wizard(ctx)
+}
+
+// expandHome turns a leading ~/ into the home folder.
+func (s *session) expandHome(p string) string {
+	p = strings.TrimSpace(p)
+	if s.home != "" && (p == "~" || strings.HasPrefix(p, "~/")) {
+		p = filepath.Join(s.home, strings.TrimPrefix(p, "~"))
+	}
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
+	}
+	return p
+}
+
+// headless is install --answers: review, confirm, apply without questions.
+func (s *session) headless(ctx context.Context) int {
+	env := s.env
+	p, res, code := loadAnswers(env, s.flags.answers)
+	if code >= 0 {
+		return code
+	}
+	s.keys, res = checkKeys(p, s.cat, res)
+	s.keysChecked = true
+	printResult(env.stderr, s.flags.answers, res)
+	if !res.OK() {
+		return exitInvalid
+	}
+	out := s.flags.out
+	if out == "" {
+		out = filepath.Join(s.home, "homestaker-flake")
+	}
+	out = s.expandHome(out)
+	rev := s.review(p, out)
+	fmt.Fprintln(env.stdout, ansi.Strip(rev.Text()))
+	if rev.Problem != "" {
+		return exitFailure
+	}
+	if s.flags.dryRun {
+		fmt.Fprintln(env.stdout, "dry run: nothing was changed")
+		return exitOK
+	}
+	outcome := ui.ApplyAll
+	if s.flags.flakeOnly || rev.EraseDevice == "" {
+		outcome = ui.FlakeOnly
+	}
+	if outcome == ui.ApplyAll && rev.Blocker != "" {
+		fmt.Fprintf(env.stderr, "homestaker install: %s\nWrite the flake only with --flake-only.\n", rev.Blocker)
+		return exitRefused
+	}
+	if outcome == ui.ApplyAll {
+		switch {
+		case s.flags.yes:
+			if !slices.Contains(rev.ConfirmNames, s.flags.confirm) {
+				fmt.Fprintf(env.stderr, "homestaker install: --confirm-device %s does not name the disk being erased (%s)\n", s.flags.confirm, rev.EraseDevice)
+				return exitRefused
+			}
+		case interactive(env):
+			err := ui.NewLines(env.stdin, env.stderr).Confirm("Type "+rev.EraseDevice+" to erase it (Enter alone stops)", rev.ConfirmNames)
+			if err != nil {
+				fmt.Fprintln(env.stderr, "Stopped: nothing was changed.")
+				return exitRefused
+			}
+		default:
+			fmt.Fprintf(env.stderr, "homestaker install: erasing %s needs --yes --confirm-device %s (or --flake-only)\n", rev.EraseDevice, rev.EraseDevice)
+			return exitRefused
+		}
+	}
+	return s.apply(ctx, p, out, outcome, rev)
+}
+
+// draft is what is kept when the terminal goes away mid-wizard.
+type draft struct {
+	SavedAt time.Time  `json:"savedAt"`
+	Screen  int        `json:"screen"`
+	Answers ui.Answers `json:"answers"`
+}
+
+func (s *session) draftPath() string { return filepath.Join(s.private, "draft.json") }
+
+func (s *session) loadDraft() (draft, bool) {
+	var d draft
+	data, err := os.ReadFile(s.draftPath())
+	if err != nil || json.Unmarshal(data, &d) != nil {
+		return d, false
+	}
+	return d, true
+}
+
+func (s *session) saveDraft(d draft) error {
+	data, err := json.MarshalIndent(d, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(s.private, 0o700); err != nil {
+		return err
+	}
+	return secrets.WriteFileAtomic(s.draftPath(), append(data, '\n'), 0o600)
+}
+
+// wizard asks the questions (full screen, or plain lines), then applies.
+func (s *session) wizard(ctx context.Context) int {
+	env := s.env
+	w := &ui.Wizard{
+		A: ui.DefaultAnswers(s.hw, s.cat, s.home), HW: s.hw, Cat: s.cat, PrivateDir: s.private,
+		Rand: rand.IntN,
+	}
+	if s.flags.out != "" {
+		w.A.FlakeDir = s.flags.out
+	}
+	full := interactive(env) && !s.flags.accessible
+	lines := ui.NewLines(env.stdin, env.stdout)
+	start := 0
+
+	// The latest answers, saved as a draft if the connection drops.
+	var mu sync.Mutex
+	latest := draft{Answers: w.A}
+	observe := func(a ui.Answers, screen int) {
+		mu.Lock()
+		latest.Answers, latest.Screen = a, screen
+		mu.Unlock()
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	hupDone := make(chan struct{})
+	defer close(hupDone)
+	go func() {
+		select {
+		case <-hup:
+			mu.Lock()
+			d := latest
+			mu.Unlock()
+			d.SavedAt = time.Now().UTC()
+			_ = s.saveDraft(d)
+			os.Exit(exitHangup)
+		case <-hupDone:
+		}
+	}()
+
+	if d, ok := s.loadDraft(); ok {
+		resume, code := s.askResume(ctx, full, lines, d)
+		if code >= 0 {
+			return code
+		}
+		if resume {
+			w.A, start = d.Answers, d.Screen
+		}
+	}
+
+	var outcome ui.Outcome
+	var rev ui.Review
+	if full {
+		m := ui.NewModel(w, start, func(w *ui.Wizard) ui.Review {
+			return s.review(w.Plan(), s.expandHome(w.A.FlakeDir))
+		}, observe)
+		p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(env.stdin), tea.WithOutput(env.stdout))
+		if _, err := p.Run(); err != nil && !errors.Is(err, tea.ErrProgramKilled) && !errors.Is(err, tea.ErrInterrupted) {
+			fmt.Fprintf(env.stderr, "homestaker: %v\n", err)
+			return exitFailure
+		}
+		outcome, rev = m.Outcome(), m.Review()
+	} else {
+		var code int
+		outcome, rev, code = s.lineWizard(ctx, w, lines, start, observe)
+		if code >= 0 {
+			return code
+		}
+	}
+	switch outcome {
+	case ui.Interrupted:
+		fmt.Fprintln(env.stderr, "Interrupted: nothing was written.")
+		return exitInterrupt
+	case ui.Quit:
+		fmt.Fprintln(env.stderr, "Stopped at the review: nothing was written.")
+		return exitOK
+	}
+	p := w.Plan()
+	if res := p.Validate(s.cat); !res.OK() {
+		printResult(env.stderr, "the wizard's answers", res)
+		return exitInvalid
+	}
+	code := s.apply(ctx, p, s.expandHome(w.A.FlakeDir), outcome, rev)
+	if code == exitOK {
+		_ = os.Remove(s.draftPath())
+	}
+	return code
+}
+
+// askResume offers to resume a draft; code >= 0 means stop with it.
+func (s *session) askResume(ctx context.Context, full bool, lines *ui.Lines, d draft) (bool, int) {
+	title := fmt.Sprintf("Answers from an earlier session (saved %s) were kept when the connection dropped.", d.SavedAt.Local().Format("2006-01-02 15:04"))
+	opts := []string{"Resume where you left off", "Start over (the saved answers are discarded at the end)"}
+	if full {
+		choice, err := ui.AskChoice(ctx, s.env.stdin, s.env.stdout, title, opts)
+		if err != nil {
+			fmt.Fprintln(s.env.stderr, "Interrupted: nothing was written.")
+			return false, exitInterrupt
+		}
+		return choice == 0, -1
+	}
+	fmt.Fprintln(s.env.stdout, title)
+	choice, code := withContext(ctx, func() (int, error) { return lines.Choose("Resume?", opts) })
+	if code >= 0 {
+		return false, code
+	}
+	return choice == 0, -1
+}
+
+// withContext runs a blocking prompt, returning exitInterrupt when ctx ends
+// (Ctrl-C) and exitInvalid when the input ends first.
+func withContext[T any](ctx context.Context, f func() (T, error)) (T, int) {
+	type result struct {
+		v   T
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		v, err := f()
+		ch <- result{v, err}
+	}()
+	select {
+	case <-ctx.Done():
+		var zero T
+		return zero, exitInterrupt
+	case r := <-ch:
+		if r.err != nil {
+			var zero T
+			if errors.Is(r.err, ui.ErrQuit) {
+				return zero, exitOK
+			}
+			return zero, exitInvalid
+		}
+		return r.v, -1
+	}
+}
+
+// lineWizard is the wizard as plain line prompts.
+func (s *session) lineWizard(ctx context.Context, w *ui.Wizard, lines *ui.Lines, start int, observe func(ui.Answers, int)) (ui.Outcome, ui.Review, int) {
+	env := s.env
+	for {
+		_, code := withContext(ctx, func() (struct{}, error) {
+			return struct{}{}, lines.RunScreens(w, start)
+		})
+		if code == exitInvalid {
+			fmt.Fprintf(env.stderr, "homestaker: %v; nothing was written\n", ui.ErrInputEnded)
+			return 0, ui.Review{}, exitInvalid
+		}
+		if code >= 0 {
+			fmt.Fprintln(env.stderr, "\nInterrupted: nothing was written.")
+			return ui.Interrupted, ui.Review{}, exitInterrupt
+		}
+		observe(w.A, len(ui.ScreenIDs())-1)
+		rev := s.review(w.Plan(), s.expandHome(w.A.FlakeDir))
+		fmt.Fprintf(env.stdout, "\n== Review ==\n%s\n", ansi.Strip(rev.Text()))
+		var opts []string
+		var outcomes []ui.Outcome
+		if rev.Blocker == "" && rev.EraseDevice != "" {
+			opts = append(opts, "Apply: write the flake, build, erase the disk above, boot")
+			outcomes = append(outcomes, ui.ApplyAll)
+		}
+		opts = append(opts, "Write the flake and answers only (no disk is touched)", "Go back and change answers", "Quit without writing anything")
+		outcomes = append(outcomes, ui.FlakeOnly, -1, ui.Quit)
+		choice, code := withContext(ctx, func() (int, error) { return lines.Choose("What now?", opts) })
+		if code >= 0 {
+			return ui.Interrupted, rev, code
+		}
+		o := outcomes[choice]
+		if o == -1 {
+			start = len(ui.ScreenIDs()) - 1
+			continue
+		}
+		if o == ui.ApplyAll {
+			fmt.Fprintf(env.stdout, "\n== Confirm ==\nThis erases everything on %s\n%s\n", rev.EraseDevice, rev.EraseDetail)
+			_, code := withContext(ctx, func() (struct{}, error) {
+				return struct{}{}, lines.Confirm("Type "+rev.EraseDevice+" to erase it (Enter alone goes back)", rev.ConfirmNames)
+			})
+			if code == exitOK {
+				start = len(ui.ScreenIDs()) - 1
+				continue
+			}
+			if code >= 0 {
+				return ui.Interrupted, rev, code
+			}
+		}
+		return o, rev, -1
+	}
+}
+
+// review describes, without side effects, what applying p would do.
+func (s *session) review(p plan.Plan, flakeDir string) ui.Review {
+	rev := ui.Review{Plan: p, FlakeDir: flakeDir, PrivateDir: s.private,
+		AnswersPath: filepath.Join(flakeDir, "hosts", p.Host.Name, "homestaker.json")}
+	res := p.Validate(s.cat)
+	if res.OK() && !s.keysChecked {
+		s.keys, res = checkKeys(p, s.cat, res)
+	}
+	rev.Warnings = res.Warnings
+	if !res.OK() {
+		rev.Problem = keysProblem(res)
+		return rev
+	}
+	rev.Validator = describeKeys(p, s.keys)
+	if inside(s.private, flakeDir) {
+		rev.Problem = fmt.Sprintf("the private folder %s is inside the flake folder %s; choose another flake folder", s.private, flakeDir)
+		return rev
+	}
+	var keyNotes []string
+	fr, err := steps.Flake(steps.FlakeRequest{Plan: p, Out: flakeDir, Private: s.private, DryRun: true, Keys: &s.keys,
+		Report: report.Func(func(e report.Event) { keyNotes = append(keyNotes, e.Message) })})
+	if err != nil {
+		rev.Problem = err.Error()
+		return rev
+	}
+	for _, c := range fr.Changes {
+		rev.Files = append(rev.Files, ui.FileAction{Path: c.Path, Action: string(c.Action)})
+	}
+	rev.Keys = keyNotes
+	if fr.HostKey.Fingerprint != "" {
+		rev.Keys = append(rev.Keys, "keeps the SSH host key "+fr.HostKey.Fingerprint)
+	}
+
+	// The data disk, as found on this machine.
+	devs, err := disk.Discover(s.sys)
+	if err == nil {
+		if target, err := disk.Lookup(s.sys, devs, p.Disk.Device); err == nil {
+			if target.InUse {
+				rev.Blocker = fmt.Sprintf("%s is in use (%s): it cannot be erased", p.Disk.Device, target.InUseReason)
+			} else {
+				rev.EraseDevice = p.Disk.Device
+				rev.EraseDetail = eraseDetail(p, target)
+				rev.ConfirmNames = eraseNames(p, target)
+			}
+		} else {
+			rev.Blocker = fmt.Sprintf("the data disk %s is not on this machine: write the flake here and format the disk where it is", p.Disk.Device)
+		}
+	}
+
+	what := "kexec tree"
+	rev.Boot = "run `homestaker kexec " + flakeDir + " --host " + p.Host.Name + "` to boot it from this system"
+	if p.Host.Format == plan.FormatISO {
+		what = "ISO image"
+		rev.Boot = "write the ISO to a USB stick (`homestaker flash`) and boot from it"
+	}
+	if p.Host.Format == plan.FormatSD {
+		what, rev.Boot = "SD card", sdBoot(s.env, p)
+	}
+	rev.RAM = ramBudget(p, s.cat, flakeDir)
+	rev.Build = fmt.Sprintf("the %s of %s for %s with nix build", what, p.Host.Name, p.Host.Arch)
+	rev.PowerCut = boot.AfterPowerCut(p, boot.RunningFirmware(s.env.getenv(systemRootEnv)))
+	if rev.Blocker == "" {
+		if msg := nixProblem(s.env); msg != "" {
+			rev.Blocker = msg
+		}
+	}
+	return rev
+}
+
+// nixProblem says why the image cannot be built here (the check `homestaker
+// build` makes), "" when it can.
+func nixProblem(env *cliEnv) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, v, err := findNix(ctx, env, env.buildDeps())
+	if err != nil {
+		return "the image cannot be built here: " + err.Error()
+	}
+	if !v.AtLeast(nixbuild.MinNixMajor, nixbuild.MinNixMinor) {
+		return (&nixbuild.OldNixError{Version: v}).Error()
+	}
+	return ""
+}
+
+// apply runs the steps for the outcome: keys and flake, then (ApplyAll)
+// the evaluation and build, the disk and the boot (DESIGN's order: nothing
+// is erased before the configuration evaluates and its image is built).
+func (s *session) apply(ctx context.Context, p plan.Plan, flakeDir string, outcome ui.Outcome, rev ui.Review) int {
+	env := s.env
+	step := func(n, total int, title string) {
+		fmt.Fprintf(env.stdout, "\n[%d/%d] %s\n", n, total, title)
+	}
+	total := 1
+	if outcome == ui.ApplyAll {
+		total = 3
+		if p.Host.Format == plan.FormatKexec {
+			total = 4
+		}
+	}
+	step(1, total, "Keys and flake")
+	rep := report.Func(func(e report.Event) { printEvent(env.stdout, e) })
+	fr, err := steps.Flake(steps.FlakeRequest{Plan: p, Out: flakeDir, Private: s.private, Report: rep, Keys: &s.keys})
+	if err != nil {
+		fmt.Fprintf(env.stderr, "homestaker: %v\n", err)
+		return exitFailure
+	}
+	printChanges(env, flakeDir, fr.Changes, false)
+	if fr.KnownHosts != "" {
+		fmt.Fprintf(env.stdout, "host key of %s: %s\n", p.Host.Name, fr.HostKey.Fingerprint)
+	}
+	fmt.Fprintf(env.stdout, "answers: %s\n", filepath.Join(flakeDir, "hosts", p.Host.Name, "homestaker.json"))
+	if outcome != ui.ApplyAll {
+		// disk format finds the host key in the default private folder;
+		// another one must be named.
+		privateArg := ""
+		if def, err := privateDir(env, ""); err != nil || def != s.private {
+			privateArg = " --private " + shellWord(s.private)
+		}
+		fmt.Fprintf(env.stdout, "\nNext: format the data disk (`homestaker disk format --answers %s%s`), build (`homestaker build %s --host %s`), then boot it.\n",
+			shellWord(filepath.Join(flakeDir, "hosts", p.Host.Name, "homestaker.json")), privateArg, shellWord(flakeDir), p.Host.Name)
+		return exitOK
+	}
+
+	// Evaluate and build before the disk is touched: a configuration Nix
+	// refuses, or a failed build, leaves the data disk as it was.
+	step(2, total, "Evaluate and build")
+	code := runBuildWith(ctx, env, []string{flakeDir, "--host", p.Host.Name}, env.buildDeps())
+	if code != exitOK {
+		fmt.Fprintf(env.stderr, "homestaker: the data disk %s was not touched.\n", rev.EraseDevice)
+		return code
+	}
+
+	step(3, total, "Data disk "+rev.EraseDevice)
+	f := &disk.Formatter{System: s.sys, Reporter: rep}
+	code = formatPlanDisk(ctx, env, f, p, disk.Options{HostKeyFile: fr.HostKey.PrivatePath}, func(target disk.BlockDevice, _ disk.Layout) int {
+		// The user typed the device on the review; it must still be this disk.
+		if !slices.Contains(eraseNames(p, target), rev.EraseDevice) {
+			fmt.Fprintf(env.stderr, "homestaker: the disk changed since the review: %s is now %s; nothing was erased\n", rev.EraseDevice, target.Path)
+			return exitRefused
+		}
+		return exitOK
+	})
+	if code != exitOK {
+		return code
+	}
+
+	if p.Host.Format != plan.FormatKexec {
+		fmt.Fprintf(env.stdout, "\nBoot: %s\n", rev.Boot)
+		return exitOK
+	}
+	// kexec checks the machine, carries the network over, and asks before
+	// it jumps.
+	step(4, total, "Boot the node from RAM (kexec)")
+	return runKexec(ctx, env, []string{flakeDir, "--host", p.Host.Name})
+}
+
+// shellWord quotes s for a shell when it needs quoting, so a printed
+// command can be pasted as it is.
+func shellWord(s string) string {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=@+,%", r)) {
+			return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+		}
+	}
+	return s
+}

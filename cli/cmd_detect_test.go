@@ -95,7 +95,7 @@ func TestDetectHuman(t *testing.T) {
 			"docker0      02:42:5c:8e:1f:0a  up    bridge, not carried", "192.168.1.50/24 dynamic (DHCP)",
 			"inet   via 192.168.1.1 on enp5s0 (from DHCP, metric 100)"},
 		"rpi4": {"architecture  aarch64", "board         rpi4 (Raspberry Pi 4 Model B Rev 1.4)", "memory        7.6 GiB",
-			"/dev/sda       1000.2 GB  Extreme 55AE (hdd)\n      free\n"},
+			"/dev/sda          1.0 TB  Extreme 55AE (hdd)\n      free\n"},
 		"rescue": {"203.0.113.10/32 static", "2a01:4f8:10a:3c8e::2/64 static",
 			"inet   via 172.31.1.1 on eth0 (on-link, set by hand or script)",
 			"inet6  via fe80::1 on eth0 (set by hand or script, metric 1024)",

@@ -18,6 +18,7 @@ import (
 	"github.com/homestaker/homestaker/plan"
 	"github.com/homestaker/homestaker/report"
 	"github.com/homestaker/homestaker/secrets"
+	"github.com/homestaker/homestaker/steps"
 )
 
 // systemRootEnv points disk discovery at a recorded machine instead of "/"
@@ -91,9 +92,7 @@ func runDiskList(env *cliEnv, sys disk.System, args []string) int {
 	return exitOK
 }
 
-func sizeText(n uint64) string {
-	return fmt.Sprintf("%.1f GB", float64(n)/1e9)
-}
+func sizeText(n uint64) string { return disk.SizeText(n) }
 
 func flagExit(err error) int {
 	if errors.Is(err, flag.ErrHelp) {
@@ -191,7 +190,7 @@ func runDiskFormat(ctx context.Context, env *cliEnv, sys disk.System, args []str
 			return exitOK
 		}
 		describeErase(env.stderr, p, target, placed)
-		return confirmTarget(env, *yes, *confirm, p.Disk.Device, eraseNames(p, target))
+		return confirmTarget(env, *yes, *confirm, p.Disk.Device, steps.EraseNames(p, target))
 	})
 }
 
@@ -280,35 +279,13 @@ func formatFailure(env *cliEnv, err error) int {
 	return exitFailure
 }
 
-// eraseNames are the spellings of the disk accepted when it is typed back.
-func eraseNames(p plan.Plan, target disk.BlockDevice) []string {
-	names := []string{p.Disk.Device, target.Path}
-	if target.ByID != "" {
-		names = append(names, target.ByID)
-	}
-	return names
-}
-
 // describeErase says which disk is erased and the partition table it gets.
 func describeErase(w io.Writer, p plan.Plan, target disk.BlockDevice, placed disk.Layout) {
-	fmt.Fprintf(w, "This erases %s (%s)", p.Disk.Device, eraseDetail(p, target))
+	fmt.Fprintf(w, "This erases %s (%s)", p.Disk.Device, steps.EraseDetail(p, target))
 	if len(target.Partitions) > 0 {
 		fmt.Fprintf(w, " and its partitions %s", strings.Join(target.Partitions, ", "))
 	}
 	fmt.Fprintf(w, ":\n%s", placed.String())
-}
-
-// eraseDetail names the disk's other spellings, model and size.
-func eraseDetail(p plan.Plan, target disk.BlockDevice) string {
-	var what []string
-	if target.Path != p.Disk.Device {
-		what = append(what, target.Path)
-	}
-	if target.Model != "" {
-		what = append(what, target.Model)
-	}
-	what = append(what, sizeText(target.SizeBytes))
-	return strings.Join(what, ", ")
 }
 
 // confirmTarget asks for the target to be named: headless with --yes

@@ -124,7 +124,7 @@ func TestFlashConfirmationShowsTheDisk(t *testing.T) {
 	// The typed name is right; the recorded disk is a plain file, which the
 	// flash then refuses to write: it is not a block device.
 	code, out, errOut := runFlashCLI(t, root, "", rpi4USB+"\n", "--image", iso, "--device", "/dev/sda")
-	for _, want := range []string{"Target: /dev/sda", "by-id: " + rpi4USB, "model: Extreme 55AE", "size:  1000.2 GB", "Image:  " + iso} {
+	for _, want := range []string{"Target: /dev/sda", "by-id: " + rpi4USB, "model: Extreme 55AE", "size:  1.0 TB", "Image:  " + iso} {
 		if !strings.Contains(out+errOut, want) {
 			t.Errorf("the confirmation lacks %q:\n%s%s", want, out, errOut)
 		}

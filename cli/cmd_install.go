@@ -96,6 +96,8 @@ type session struct {
 	// headless run.
 	keys        validator.Keys
 	keysChecked bool
+	// nix is Nix as found once for the session (nil: not looked for yet).
+	nix *steps.Target
 }
 
 func install(ctx context.Context, env *cliEnv, f installFlags) int {
@@ -444,8 +446,8 @@ func (s *session) review(p plan.Plan, flakeDir string) ui.Review {
 				rev.Blocker = fmt.Sprintf("%s is in use (%s): it cannot be erased", p.Disk.Device, target.InUseReason)
 			} else {
 				rev.EraseDevice = p.Disk.Device
-				rev.EraseDetail = eraseDetail(p, target)
-				rev.ConfirmNames = eraseNames(p, target)
+				rev.EraseDetail = steps.EraseDetail(p, target)
+				rev.ConfirmNames = steps.EraseNames(p, target)
 			}
 		} else {
 			rev.Blocker = fmt.Sprintf("the data disk %s is not on this machine: write the flake here and format the disk where it is", p.Disk.Device)
@@ -465,11 +467,34 @@ func (s *session) review(p plan.Plan, flakeDir string) ui.Review {
 	rev.Build = fmt.Sprintf("the %s of %s for %s with nix build", what, p.Host.Name, p.Host.Arch)
 	rev.PowerCut = boot.AfterPowerCut(p, boot.RunningFirmware(s.env.getenv(systemRootEnv)))
 	if rev.Blocker == "" {
-		if msg := nixProblem(s.env); msg != "" {
+		if msg := s.nixProblem(); msg != "" {
 			rev.Blocker = msg
 		}
 	}
 	return rev
+}
+
+// nixProblem says why the image cannot be built here, "" when it can. Nix
+// is looked for once per session; the apply's target reuses what was found.
+func (s *session) nixProblem() string {
+	if s.nix == nil {
+		t := &steps.Target{Caps: s.env.stepCaps()}
+		t.ResolveNix(context.Background())
+		s.nix = t
+	}
+	if s.nix.NixErr != nil {
+		return nixErrorText(s.nix.NixErr)
+	}
+	return ""
+}
+
+// nixErrorText is the review's sentence for a missing or old Nix.
+func nixErrorText(err error) string {
+	var old *nixbuild.OldNixError
+	if errors.As(err, &old) {
+		return err.Error()
+	}
+	return "the image cannot be built here: " + err.Error()
 }
 
 // nixProblem says why the image cannot be built here (the check `homestaker
@@ -487,34 +512,50 @@ func nixProblem(env *cliEnv) string {
 	return ""
 }
 
-// apply runs the steps for the outcome: keys and flake, then (ApplyAll)
-// the evaluation and build, the disk and the boot (DESIGN's order: nothing
-// is erased before the configuration evaluates and its image is built).
+// apply runs the steps for the outcome through steps.Run: keys and flake,
+// then (ApplyAll) the evaluation and build, the data disk and the boot
+// (DESIGN's order: nothing is erased before the configuration evaluates
+// and its image is built). An apply is journalled in the private folder;
+// running the same install again resumes after its last finished step.
 func (s *session) apply(ctx context.Context, p plan.Plan, flakeDir string, outcome ui.Outcome, rev ui.Review) int {
 	env := s.env
-	step := func(n, total int, title string) {
-		fmt.Fprintf(env.stdout, "\n[%d/%d] %s\n", n, total, title)
+	full := outcome == ui.ApplyAll
+	list := applySteps(env, p, full)
+	s.nixProblem()
+	t := newTarget(ctx, env, p, s.cat, flakeDir, s.private, s.keys, s.nix)
+	if full {
+		// The disk the user confirmed at the review must be the one
+		// found now; the disk step checks again right before it writes.
+		if t.Disk == nil || !slices.Contains(rev.ConfirmNames, t.Disk.Path) {
+			fmt.Fprintf(env.stderr, "homestaker install: the data disk changed since the review (%v); nothing was changed\n", t.DiskErr)
+			return exitRefused
+		}
+		t.Confirmed = t.Disk.Path
 	}
-	total := 1
-	if outcome == ui.ApplyAll {
-		total = 3
-		if p.Host.Format == plan.FormatKexec {
-			total = 4
+	var j *steps.Journal
+	resumed := false
+	if full {
+		req := steps.Request{Command: "install", Plan: p, FlakeDir: flakeDir, Private: s.private, Steps: stepNames(list), ConfirmedDevice: t.Confirmed}
+		var err error
+		if j, resumed, err = steps.OpenJournal(s.private, req, nil); err != nil {
+			reportFailure(env.stderr, "install", err)
+			return exitCode(err)
+		}
+		if resumed {
+			fmt.Fprintf(env.stdout, "Resuming the apply that stopped (journal %s).\n", steps.JournalPath(s.private))
 		}
 	}
-	step(1, total, "Keys and flake")
-	rep := report.Func(func(e report.Event) { printEvent(env.stdout, e) })
-	fr, err := steps.Flake(steps.FlakeRequest{Plan: p, Out: flakeDir, Private: s.private, Report: rep, Keys: &s.keys})
+	pr := &eventPrinter{w: env.stdout}
+	err := steps.Run(ctx, t, list, steps.Options{Emit: pr.emit, Journal: j, Resume: resumed})
 	if err != nil {
-		fmt.Fprintf(env.stderr, "homestaker: %v\n", err)
-		return exitFailure
+		reportFailure(env.stderr, "install", err)
+		var se *steps.Error
+		if full && errors.As(err, &se) && se.Step != "disk" && se.Step != "kexec" {
+			fmt.Fprintf(env.stderr, "homestaker: the data disk %s was not touched.\n", rev.EraseDevice)
+		}
+		return exitCode(err)
 	}
-	printChanges(env, flakeDir, fr.Changes, false)
-	if fr.KnownHosts != "" {
-		fmt.Fprintf(env.stdout, "host key of %s: %s\n", p.Host.Name, fr.HostKey.Fingerprint)
-	}
-	fmt.Fprintf(env.stdout, "answers: %s\n", filepath.Join(flakeDir, "hosts", p.Host.Name, "homestaker.json"))
-	if outcome != ui.ApplyAll {
+	if !full {
 		// disk format finds the host key in the default private folder;
 		// another one must be named.
 		privateArg := ""
@@ -522,41 +563,13 @@ func (s *session) apply(ctx context.Context, p plan.Plan, flakeDir string, outco
 			privateArg = " --private " + shellWord(s.private)
 		}
 		fmt.Fprintf(env.stdout, "\nNext: format the data disk (`homestaker disk format --answers %s%s`), build (`homestaker build %s --host %s`), then boot it.\n",
-			shellWord(filepath.Join(flakeDir, "hosts", p.Host.Name, "homestaker.json")), privateArg, shellWord(flakeDir), p.Host.Name)
+			shellWord(t.AnswersPath()), privateArg, shellWord(flakeDir), p.Host.Name)
 		return exitOK
 	}
-
-	// Evaluate and build before the disk is touched: a configuration Nix
-	// refuses, or a failed build, leaves the data disk as it was.
-	step(2, total, "Evaluate and build")
-	code := runBuildWith(ctx, env, []string{flakeDir, "--host", p.Host.Name}, env.buildDeps())
-	if code != exitOK {
-		fmt.Fprintf(env.stderr, "homestaker: the data disk %s was not touched.\n", rev.EraseDevice)
-		return code
-	}
-
-	step(3, total, "Data disk "+rev.EraseDevice)
-	f := &disk.Formatter{System: s.sys, Reporter: rep}
-	code = formatPlanDisk(ctx, env, f, p, disk.Options{HostKeyFile: fr.HostKey.PrivatePath}, func(target disk.BlockDevice, _ disk.Layout) int {
-		// The user typed the device on the review; it must still be this disk.
-		if !slices.Contains(eraseNames(p, target), rev.EraseDevice) {
-			fmt.Fprintf(env.stderr, "homestaker: the disk changed since the review: %s is now %s; nothing was erased\n", rev.EraseDevice, target.Path)
-			return exitRefused
-		}
-		return exitOK
-	})
-	if code != exitOK {
-		return code
-	}
-
 	if p.Host.Format != plan.FormatKexec {
 		fmt.Fprintf(env.stdout, "\nBoot: %s\n", rev.Boot)
-		return exitOK
 	}
-	// kexec checks the machine, carries the network over, and asks before
-	// it jumps.
-	step(4, total, "Boot the node from RAM (kexec)")
-	return runKexec(ctx, env, []string{flakeDir, "--host", p.Host.Name})
+	return exitOK
 }
 
 // shellWord quotes s for a shell when it needs quoting, so a printed

@@ -71,10 +71,9 @@ func runRender(ctx context.Context, env *cliEnv, args []string) int {
 }
 
 func printChanges(env *cliEnv, out string, changes []flake.Change, dryRun bool) {
-	verb := map[flake.Action]string{flake.Create: "+ create", flake.Update: "~ update", flake.Unchanged: "  same  ", flake.Keep: "  keep  "}
 	n := 0
 	for _, c := range changes {
-		fmt.Fprintf(env.stdout, "%s %s\n", verb[c.Action], filepath.Join(out, filepath.FromSlash(c.Path)))
+		fmt.Fprintf(env.stdout, "%s %s\n", c.Action.Mark(), filepath.Join(out, filepath.FromSlash(c.Path)))
 		if c.Action == flake.Create || c.Action == flake.Update {
 			n++
 		}

@@ -138,7 +138,7 @@ func TestInstallStopsWhenEvaluationFails(t *testing.T) {
 	if strings.Contains(stderr, "build-users-group") || strings.Contains(stderr, "use '--show-trace'") {
 		t.Errorf("nix's warnings or hint were not trimmed:\n%s", stderr)
 	}
-	if strings.Contains(stdout, "Data disk") || strings.Join(calls, " ") != "--version --version eval" {
+	if strings.Contains(stdout, "Erase and format") || strings.Join(calls, " ") != "--version eval" {
 		t.Errorf("went on after the evaluation failed: nix ran %q\n%s", calls, stdout)
 	}
 	want := firstMiB(t, writeOldData(t))
@@ -166,10 +166,10 @@ func TestInstallGoesOnWhenEvaluationPasses(t *testing.T) {
 		io.WriteString(c.Stdout, "/nix/store/x-kexec-tree.drv")
 		return nil
 	})
-	if got := strings.Join(calls, " "); got != "--version --version eval build" {
+	if got := strings.Join(calls, " "); got != "--version eval build" {
 		t.Errorf("nix ran %q, want the evaluation, then the build", got)
 	}
-	i, j := strings.Index(stdout, "[2/4] Evaluate and build"), strings.Index(stdout, "[3/4] Data disk")
+	i, j := strings.Index(stdout, "[3/5] Build the kexec tree"), strings.Index(stdout, "[4/5] Erase and format the data disk")
 	if i < 0 || j < i {
 		t.Fatalf("exit %d: the steps did not run in order:\n%s\n%s", code, stdout, stderr)
 	}

@@ -1,0 +1,230 @@
+package steps
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/homestaker/homestaker/plan"
+	"github.com/homestaker/homestaker/secrets"
+)
+
+// JournalFile is the journal's name in the state folder. One apply runs on
+// a machine at a time; its journal says what it was asked to do, which
+// steps finished, and how it ended.
+const JournalFile = "apply.json"
+
+// Apply states in the journal.
+const (
+	StateRunning = "running"
+	StateDone    = "done"
+	StateFailed  = "failed"
+)
+
+// JournalStep is a step as the journal knows it.
+type JournalStep struct {
+	Name     string    `json:"name"`
+	Started  time.Time `json:"started,omitzero"`
+	Finished time.Time `json:"finished,omitzero"`
+	Error    string    `json:"error,omitempty"`
+}
+
+// Request is what an apply was asked to do, recorded so a resumed or
+// detached apply does exactly that and nothing else.
+type Request struct {
+	// Command is the command that asked ("install", "reconfigure").
+	Command  string    `json:"command"`
+	Plan     plan.Plan `json:"plan"`
+	FlakeDir string    `json:"flakeDir"`
+	Private  string    `json:"private"`
+	// Steps are the names of the steps, in order.
+	Steps []string `json:"steps"`
+	// ConfirmedDevice is the data disk the user confirmed erasing, typed
+	// back at the review ("" when no step erases a disk).
+	ConfirmedDevice string `json:"confirmedDevice,omitempty"`
+	// NixArgs are extra arguments for nix (--option NAME VALUE …).
+	NixArgs []string `json:"nixArgs,omitempty"`
+}
+
+// ID identifies a request: the same answers, folders and steps give the
+// same ID, so running install again resumes the apply it interrupted.
+func (r Request) ID() string {
+	data, _ := json.Marshal(r)
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:8])
+}
+
+// JournalRecord is the journal file's content.
+type JournalRecord struct {
+	Version int           `json:"version"`
+	ID      string        `json:"id"`
+	Request Request       `json:"request"`
+	State   string        `json:"state"`
+	Created time.Time     `json:"created"`
+	Updated time.Time     `json:"updated"`
+	Steps   []JournalStep `json:"steps"`
+	// Error is the failure that ended the apply.
+	Error string `json:"error,omitempty"`
+	// ErrorKind is that failure's Kind, so a watcher exits as the apply did.
+	ErrorKind Kind `json:"errorKind,omitempty"`
+	// PID is the process running the apply (a detached one outlives the
+	// terminal that started it); Log is where it writes its events.
+	PID int    `json:"pid,omitempty"`
+	Log string `json:"log,omitempty"`
+}
+
+// Journal records an apply's progress in the state folder: 0600, written
+// atomically after every change, so a crash leaves the last state whole.
+type Journal struct {
+	path string
+	now  func() time.Time
+	mu   sync.Mutex
+	rec  JournalRecord
+}
+
+// JournalPath is the journal's path in the state folder.
+func JournalPath(stateDir string) string { return filepath.Join(stateDir, JournalFile) }
+
+// ReadJournal reads the journal in the state folder; fs.ErrNotExist when
+// no apply ever ran there.
+func ReadJournal(stateDir string) (JournalRecord, error) {
+	var rec JournalRecord
+	data, err := os.ReadFile(JournalPath(stateDir))
+	if err != nil {
+		return rec, err
+	}
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return rec, fmt.Errorf("%s: %w (remove it to start afresh)", JournalPath(stateDir), err)
+	}
+	return rec, nil
+}
+
+// OpenJournal starts the journal of req in stateDir, or, when the journal
+// there is of the same request and did not finish, continues it (resumed
+// reports which). A journal of another request is replaced only when that
+// apply is not running.
+func OpenJournal(stateDir string, req Request, now func() time.Time) (j *Journal, resumed bool, err error) {
+	if now == nil {
+		now = time.Now
+	}
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return nil, false, err
+	}
+	j = &Journal{path: JournalPath(stateDir), now: now}
+	old, err := ReadJournal(stateDir)
+	switch {
+	case err == nil && old.State == StateRunning && old.PID != 0 && old.PID != os.Getpid() && ProcessAlive(old.PID):
+		return nil, false, Refuse(fmt.Errorf("another apply (process %d, %s of %s) is running: watch it with 'homestaker attach'",
+			old.PID, old.Request.Command, old.Request.Plan.Host.Name))
+	case err == nil && old.ID == req.ID() && old.State != StateDone:
+		j.rec = old
+		j.rec.State, j.rec.Error, j.rec.ErrorKind = StateRunning, "", 0
+		j.rec.PID = os.Getpid()
+		return j, true, j.write()
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return nil, false, err
+	}
+	t := now().UTC()
+	j.rec = JournalRecord{Version: 1, ID: req.ID(), Request: req, State: StateRunning, Created: t, Updated: t, PID: os.Getpid()}
+	for _, name := range req.Steps {
+		j.rec.Steps = append(j.rec.Steps, JournalStep{Name: name})
+	}
+	return j, false, j.write()
+}
+
+// Record returns a copy of the journal's content.
+func (j *Journal) Record() JournalRecord {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	rec := j.rec
+	rec.Steps = append([]JournalStep(nil), j.rec.Steps...)
+	return rec
+}
+
+// SetLog records where the apply's events go.
+func (j *Journal) SetLog(path string, pid int) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.rec.Log, j.rec.PID = path, pid
+	return j.write()
+}
+
+// Finished reports whether the step finished, and when.
+func (j *Journal) Finished(name string) (time.Time, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for _, s := range j.rec.Steps {
+		if s.Name == name && !s.Finished.IsZero() {
+			return s.Finished, true
+		}
+	}
+	return time.Time{}, false
+}
+
+func (j *Journal) update(name string, f func(*JournalStep)) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for i := range j.rec.Steps {
+		if j.rec.Steps[i].Name == name {
+			f(&j.rec.Steps[i])
+			return j.write()
+		}
+	}
+	j.rec.Steps = append(j.rec.Steps, JournalStep{Name: name})
+	f(&j.rec.Steps[len(j.rec.Steps)-1])
+	return j.write()
+}
+
+// Start records that a step started.
+func (j *Journal) Start(name string) error {
+	return j.update(name, func(s *JournalStep) {
+		s.Started, s.Finished, s.Error = j.now().UTC(), time.Time{}, ""
+	})
+}
+
+// Finish records that a step finished.
+func (j *Journal) Finish(name string) error {
+	return j.update(name, func(s *JournalStep) { s.Finished = j.now().UTC() })
+}
+
+// Fail records that a step failed, and that the apply ended with it.
+func (j *Journal) Fail(name string, e *Error) error {
+	return j.update(name, func(s *JournalStep) {
+		s.Error = e.Err.Error()
+		j.rec.State, j.rec.Error, j.rec.ErrorKind = StateFailed, e.Error(), e.Kind
+	})
+}
+
+// Complete records that every step finished.
+func (j *Journal) Complete() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.rec.State, j.rec.Error, j.rec.ErrorKind = StateDone, "", 0
+	return j.write()
+}
+
+func (j *Journal) write() error {
+	j.rec.Updated = j.now().UTC()
+	data, err := json.MarshalIndent(j.rec, "", "  ")
+	if err != nil {
+		return err
+	}
+	return secrets.WriteFileAtomic(j.path, append(data, '\n'), 0o600)
+}
+
+// ProcessAlive reports whether a process with the pid runs.
+func ProcessAlive(pid int) bool {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return false
+	}
+	return p.Signal(syscall.Signal(0)) == nil
+}

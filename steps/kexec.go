@@ -1,0 +1,149 @@
+package steps
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/homestaker/homestaker/boot"
+	"github.com/homestaker/homestaker/secrets"
+)
+
+// KexecStep boots the node from RAM on this machine: preflight checks,
+// the network carried over, load, and a jump a few seconds later from a
+// detached process, so the SSH session ends cleanly. In an apply it was
+// confirmed at the review; it asks nothing.
+type KexecStep struct {
+	Kexec *boot.Kexec
+	// StartJump starts the detached jump after Delay and returns the path
+	// of its log.
+	StartJump func(delay time.Duration) (string, error)
+	Delay     time.Duration
+	// DryRun runs every check and builds the carry-over archive, and
+	// loads nothing.
+	DryRun bool
+}
+
+func (KexecStep) Name() string { return "kexec" }
+
+func (KexecStep) Title(t *Target) string { return "Boot " + t.Plan.Host.Name + " from RAM (kexec)" }
+
+func (KexecStep) Describe(t *Target) []string {
+	return []string{"check this machine (root, kexec, Secure Boot, architecture, RAM, SSH keys, data disk), carry the network over, load the node's kernel and jump into it: this system and its SSH session end"}
+}
+
+// lineWriter turns written lines into notes.
+type lineWriter struct {
+	s   *Sink
+	buf bytes.Buffer
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.buf.Write(p)
+	for {
+		line, err := w.buf.ReadString('\n')
+		if err != nil {
+			w.buf.WriteString(line)
+			return len(p), nil
+		}
+		w.s.Notef("%s", strings.TrimRight(line, "\n"))
+	}
+}
+
+func (w *lineWriter) flush() {
+	if w.buf.Len() > 0 {
+		w.s.Notef("%s", w.buf.String())
+		w.buf.Reset()
+	}
+}
+
+func (k KexecStep) Apply(ctx context.Context, t *Target, s *Sink) error {
+	out := &lineWriter{s: s}
+	defer out.flush()
+	found, err := boot.FindKexecImage(ctx, t.FlakeDir, t.Plan.Host.Name)
+	if err != nil {
+		return err
+	}
+	p := t.Plan
+	req := boot.KexecRequest{Image: found.KexecImage, Plan: &p, PlanSource: found.AnswersPath}
+	if found.KnownHostsPath != "" {
+		if data, err := os.ReadFile(found.KnownHostsPath); err == nil {
+			req.KnownHosts = FirstKnownHostsLine(string(data))
+		}
+	}
+	if req.KnownHosts == "" && p.SSH.HostKey != "" {
+		if req.KnownHosts, err = secrets.KnownHostsLine(p.SSH.HostKey, p.Host.Name); err != nil {
+			return &Error{Kind: KindInvalid, Err: fmt.Errorf("ssh.hostKey: %w", err)}
+		}
+	}
+	tmp, err := os.MkdirTemp("", "homestaker-kexec-")
+	if err != nil {
+		return err
+	}
+	req.TempDir = tmp
+	if !k.DryRun {
+		defer os.RemoveAll(tmp)
+	}
+	kx := k.Kexec
+	if kx == nil {
+		kx = &boot.Kexec{}
+	}
+	fmt.Fprintf(out, "Booting host %s, built %s:\n  kernel  %s\n  initrd  %s\n  cmdline %s\n", p.Host.Name,
+		found.Manifest.BuiltAt.Format("2006-01-02 15:04 MST"), req.Image.Kernel, req.Image.Initrd, req.Image.Cmdline)
+	pre, err := kx.Preflight(ctx, req)
+	boot.WriteChecks(out, pre.Checks)
+	if err != nil {
+		return err
+	}
+	if !pre.OK() {
+		var names []string
+		for _, c := range pre.Refused() {
+			names = append(names, c.Name)
+		}
+		return Refuse(fmt.Errorf("kexec refused (%s); nothing was loaded", strings.Join(names, ", ")))
+	}
+	carry, err := kx.PrepareCarry(req, pre)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "Carry-over archive (%d bytes) appended to the initrd copy %s\n", carry.ArchiveBytes, carry.Initrd)
+	if k.DryRun {
+		boot.WriteReconnect(out, pre.Carried, req.KnownHosts)
+		fmt.Fprintf(out, "Dry run: nothing was loaded. The initrd copy stays in %s\n", tmp)
+		return nil
+	}
+	method, err := kx.Load(ctx, boot.KexecImage{Kernel: req.Image.Kernel, Initrd: carry.Initrd, Cmdline: req.Image.Cmdline})
+	if err != nil {
+		var le *boot.LoadError
+		if errors.As(err, &le) {
+			return fmt.Errorf("%s failed: %v\n%s\n%s", le.Call, le.Err, le.Meaning, le.Fix)
+		}
+		return err
+	}
+	os.Remove(carry.Initrd) // the kernel holds its own copy now
+	fmt.Fprintf(out, "Loaded the node's kernel with %s.\n", method)
+	boot.WriteReconnect(out, pre.Carried, req.KnownHosts)
+	if k.StartJump == nil {
+		return errors.New("the kernel is loaded, but nothing starts the jump: run 'kexec -e'")
+	}
+	logPath, err := k.StartJump(k.Delay)
+	if err != nil {
+		return fmt.Errorf("start the jump: %v; the kernel is loaded: 'kexec -e' starts it", err)
+	}
+	fmt.Fprintf(out, "Jumping in %s; this session will end. If the machine is still up 10 s later, see %s.\n", k.Delay, logPath)
+	return nil
+}
+
+// FirstKnownHostsLine returns the first line that is not blank or a comment.
+func FirstKnownHostsLine(s string) string {
+	for _, line := range strings.Split(s, "\n") {
+		if t := strings.TrimSpace(line); t != "" && !strings.HasPrefix(t, "#") {
+			return t
+		}
+	}
+	return ""
+}

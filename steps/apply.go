@@ -86,7 +86,9 @@ type EvaluateStep struct{}
 
 func (EvaluateStep) Name() string { return "evaluate" }
 
-func (EvaluateStep) Title(t *Target) string { return "Evaluate the configuration of " + t.Plan.Host.Name }
+func (EvaluateStep) Title(t *Target) string {
+	return "Evaluate the configuration of " + t.Plan.Host.Name
+}
 
 func (EvaluateStep) Describe(t *Target) []string {
 	if err := t.nixReady(); err != nil {

@@ -40,8 +40,10 @@ func exitCode(err error) int {
 // eventPrinter renders the steps' event stream as plain lines (for a dumb
 // terminal, no terminal, a log), or as JSON lines with --json.
 type eventPrinter struct {
-	mu    sync.Mutex
-	w     io.Writer
+	mu sync.Mutex
+	w  io.Writer
+	// out receives the steps' result lines (nil: w).
+	out   io.Writer
 	json  bool
 	build *nixbuild.BuildLinePrinter
 	// quiet leaves out the step headings (a command that runs one step).
@@ -75,6 +77,12 @@ func (p *eventPrinter) emit(e steps.Event) {
 		p.note(e)
 	case steps.Note:
 		p.note(e)
+	case steps.Result:
+		out := p.out
+		if out == nil {
+			out = p.w
+		}
+		fmt.Fprintln(out, e.Message)
 	case steps.Skipped:
 		fmt.Fprintf(p.w, "[%d/%d] %s: skipped, %s\n", e.N, e.Of, e.Title, e.Message)
 	case steps.Done, steps.Failed:

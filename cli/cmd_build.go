@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
@@ -18,6 +19,7 @@ import (
 	"github.com/homestaker/homestaker/flake"
 	"github.com/homestaker/homestaker/nixbuild"
 	"github.com/homestaker/homestaker/plan"
+	"github.com/homestaker/homestaker/steps"
 	"github.com/homestaker/homestaker/ui"
 )
 
@@ -117,131 +119,95 @@ func runBuildWith(ctx context.Context, env *cliEnv, args []string, deps buildDep
 		fmt.Fprintf(env.stderr, "homestaker build: %v\n", err)
 		return exitFailure
 	}
-	nixPath, version, err := findNix(ctx, env, deps)
+	p := buildPlan(target)
+	cat, err := plan.LoadCatalogue()
 	if err != nil {
 		fmt.Fprintf(env.stderr, "homestaker build: %v\n", err)
 		return exitFailure
 	}
-	if !version.AtLeast(nixbuild.MinNixMajor, nixbuild.MinNixMinor) {
-		if !*allowOld {
-			fmt.Fprintf(env.stderr, "homestaker build: %v\n", &nixbuild.OldNixError{Version: version})
-			return exitFailure
-		}
+	t := &steps.Target{Plan: p, Catalogue: cat, FlakeDir: target.FlakeDir, NixArgs: opts, Caps: steps.Caps{
+		Nix: deps.run, LookPath: deps.lookPath, Getenv: env.getenv, Now: deps.now}}
+	t.ResolveNix(ctx)
+	var old *nixbuild.OldNixError
+	switch {
+	case t.NixErr != nil && errors.As(t.NixErr, &old) && *allowOld:
 		fmt.Fprintf(env.stderr, "Nix %s is older than %d.%d; building anyway (--allow-old-nix).\n",
-			version, nixbuild.MinNixMajor, nixbuild.MinNixMinor)
+			t.Nix.Version, nixbuild.MinNixMajor, nixbuild.MinNixMinor)
+		t.NixErr = nil
+	case t.NixErr != nil:
+		fmt.Fprintf(env.stderr, "homestaker build: %v\n", t.NixErr)
+		return exitFailure
 	}
 
 	// Evaluate first: a configuration Nix refuses stops here, with the
 	// evaluator's own message, before anything is built.
-	fmt.Fprintf(env.stderr, "Evaluating the configuration of %s with Nix %s.\n", target.Host, version)
-	if _, err := nixbuild.Evaluate(ctx, nixbuild.EvalOptions{Target: target, NixPath: nixPath, NixArgs: opts, Run: deps.run}); err != nil {
-		var ee *nixbuild.EvalError
-		switch {
-		case errors.As(err, &ee):
-			writeEvalFailure(env.stderr, ee)
-		case errors.Is(err, context.Canceled):
-			fmt.Fprintf(env.stderr, "homestaker build: %v\n", err)
-			return exitInterrupt
-		default:
-			fmt.Fprintf(env.stderr, "homestaker build: %v\n", err)
-		}
-		return exitFailure
-	}
-
-	what := "kexec tree"
-	switch target.Format {
-	case plan.FormatISO:
-		what = "ISO image"
-	case plan.FormatSD:
-		what = "SD card parts"
-	}
-	title := fmt.Sprintf("Building the %s for %s", what, target.Host)
-	buildOpts := nixbuild.BuildOptions{
-		Target:  target,
-		NixPath: nixPath,
-		NixArgs: opts,
-		NoLink:  *noLink,
-		Run:     deps.run,
-		Now:     deps.now,
-	}
-	fmt.Fprintf(env.stderr, "%s with Nix %s.\n%s\n", title, version, flake.BinaryCacheNote())
-
+	pr := &eventPrinter{w: env.stderr, out: env.stdout, quiet: true}
+	build := steps.BuildStep{NoLink: *noLink, SDImage: *sdImage}
 	useTUI := !*plain && deps.isTerminal(env.stderr) &&
 		env.getenv("TERM") != "dumb" && env.getenv("NO_COLOR") == ""
-	var res nixbuild.BuildResult
-	if useTUI {
-		res, err = buildWithView(ctx, env, title, buildOpts, deps)
-	} else {
-		printer := nixbuild.NewBuildLinePrinter(env.stderr, deps.now())
-		buildOpts.Observe = printer.Observe
-		res, err = nixbuild.Build(ctx, buildOpts)
-		printer.Finish(deps.now())
+	err = steps.Run(ctx, t, []steps.Step{steps.EvaluateStep{}}, steps.Options{Emit: pr.emit, Now: deps.now})
+	if err == nil {
+		fmt.Fprintln(env.stderr, flake.BinaryCacheNote())
+		if useTUI {
+			err = buildWithView(ctx, env, build.Title(t), t, build, pr, deps)
+		} else {
+			err = steps.Run(ctx, t, []steps.Step{build}, steps.Options{Emit: pr.emit, Now: deps.now})
+		}
 	}
 	if err != nil {
-		var be *nixbuild.BuildError
-		switch {
-		case errors.As(err, &be):
-			nixbuild.WriteBuildFailure(env.stderr, be)
-		case errors.Is(err, context.Canceled):
-			fmt.Fprintf(env.stderr, "homestaker build: %v\n", err)
-			return exitInterrupt
-		default:
-			fmt.Fprintf(env.stderr, "homestaker build: %v\n", err)
-		}
-		return exitFailure
-	}
-
-	artifacts, err := nixbuild.CollectArtifacts(ctx, res.OutPath, target.Format)
-	if err != nil {
-		fmt.Fprintf(env.stderr, "homestaker build: %v\n", err)
-		return exitFailure
-	}
-	if target.Format == plan.FormatSD {
-		card, err := assembleSDCard(ctx, env, res.OutPath, *sdImage, target)
-		if err != nil {
-			fmt.Fprintf(env.stderr, "homestaker build: %v\n", err)
-			return exitFailure
-		}
-		artifacts = append(artifacts, card)
-	}
-	manifest := nixbuild.NewBuildManifest(res, artifacts, version.String())
-	manifestPath := nixbuild.BuildManifestPath(target)
-	if err := nixbuild.WriteBuildManifest(manifestPath, manifest); err != nil {
-		fmt.Fprintf(env.stderr, "homestaker build: %v\n", err)
-		return exitFailure
-	}
-	nixbuild.WriteBuildSummary(env.stdout, manifest, manifestPath, res.Finished.Sub(res.Started))
-	sized := nixbuild.RoleInitrd
-	if target.Format == plan.FormatISO {
-		sized = nixbuild.RoleISO
-	}
-	if a, ok := manifest.Artifact(sized); ok {
-		if warning := nixbuild.RAMWarning(uint64(a.Size), target.MemoryBytes, clientsRAM(target)); warning != "" {
-			fmt.Fprintf(env.stderr, "Warning: %s\n", warning)
-		}
+		reportFailure(env.stderr, "build", err)
+		return exitCode(err)
 	}
 	return exitOK
 }
 
-// buildWithView runs the build under the progress view on stderr.
-func buildWithView(ctx context.Context, env *cliEnv, title string, opts nixbuild.BuildOptions, deps buildDeps) (nixbuild.BuildResult, error) {
+// buildPlan is the host's plan as far as a build needs it: the answers in
+// the flake when they decode (the clients' RAM), else what the build target
+// read of them (a hand-made flake's homestaker.json may hold no more).
+func buildPlan(target nixbuild.BuildTarget) plan.Plan {
+	data, err := os.ReadFile(filepath.Join(target.FlakeDir, "hosts", target.Host, "homestaker.json"))
+	if err == nil {
+		if p, err := plan.Decode(data); err == nil && p.Host.Name == target.Host {
+			return p
+		}
+	}
+	var p plan.Plan
+	p.Host.Name, p.Host.Format, p.Host.Arch = target.Host, target.Format, target.Arch
+	if target.MemoryBytes > 0 {
+		p.Host.MemoryBytes = target.MemoryBytes
+	}
+	return p
+}
+
+// buildWithView runs the build step under the progress view on stderr:
+// the build's log goes to the view, its notes and result to the printer
+// once the view has ended.
+func buildWithView(ctx context.Context, env *cliEnv, title string, t *steps.Target, build steps.BuildStep, pr *eventPrinter, deps buildDeps) error {
 	buildCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	model := ui.NewBuildModel(title, deps.now, cancel, true)
 	p := tea.NewProgram(model, append([]tea.ProgramOption{tea.WithContext(ctx),
 		tea.WithOutput(env.stderr), tea.WithInput(env.stdin)}, deps.viewOptions...)...)
-	opts.Observe = func(ev nixbuild.NixLogEvent, at time.Time) {
-		p.Send(ui.BuildEventMsg{Event: ev, At: at})
+	var mu sync.Mutex
+	var later []steps.Event
+	emit := func(e steps.Event) {
+		if e.Nix != nil {
+			p.Send(ui.BuildEventMsg{Event: *e.Nix, At: e.At})
+			return
+		}
+		mu.Lock()
+		later = append(later, e)
+		mu.Unlock()
 	}
-	type outcome struct {
-		res nixbuild.BuildResult
-		err error
-	}
-	done := make(chan outcome, 1)
+	done := make(chan error, 1)
 	go func() {
-		res, err := nixbuild.Build(buildCtx, opts)
-		p.Send(ui.BuildDoneMsg{Err: err})
-		done <- outcome{res, err}
+		err := steps.Run(buildCtx, t, []steps.Step{build}, steps.Options{Emit: emit, Now: deps.now})
+		var buildErr error
+		if err != nil {
+			buildErr = errors.Unwrap(err)
+		}
+		p.Send(ui.BuildDoneMsg{Err: buildErr})
+		done <- err
 	}()
 	if _, err := p.Run(); err != nil && !errors.Is(err, tea.ErrProgramKilled) && ctx.Err() == nil {
 		// The view failed (no usable terminal after all): the build goes
@@ -251,8 +217,13 @@ func buildWithView(ctx context.Context, env *cliEnv, title string, opts nixbuild
 	// The view ends with the build, or earlier when the user quit it:
 	// then the build stops too.
 	cancel()
-	o := <-done
-	return o.res, o.err
+	err := <-done
+	mu.Lock()
+	for _, e := range later {
+		pr.emit(e)
+	}
+	mu.Unlock()
+	return err
 }
 
 // parseInterleaved parses flags that may come before or after the
@@ -273,30 +244,6 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 		positional = append(positional, rest[0])
 		args = rest[1:]
 	}
-}
-
-// clientsRAM is what the host's chosen clients need in RAM, from the client
-// catalogue (0 when the answers cannot be read).
-func clientsRAM(t nixbuild.BuildTarget) uint64 {
-	data, err := os.ReadFile(filepath.Join(t.FlakeDir, "hosts", t.Host, "homestaker.json"))
-	if err != nil {
-		return 0
-	}
-	p, err := plan.Decode(data)
-	if err != nil {
-		return 0
-	}
-	cat, err := plan.LoadCatalogue()
-	if err != nil {
-		return 0
-	}
-	var gib uint64
-	for _, name := range []string{p.Ethereum.Execution, p.Ethereum.Consensus} {
-		if c, ok := cat.Client(name); ok {
-			gib += uint64(c.RAMGiB)
-		}
-	}
-	return gib << 30
 }
 
 // writeEvalFailure prints a failed evaluation: the evaluator's message,

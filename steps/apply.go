@@ -177,10 +177,9 @@ func (b BuildStep) Apply(ctx context.Context, t *Target, s *Sink) error {
 		return err
 	}
 	t.Built = &m
-	s.Notef("built in %s; manifest %s", res.Finished.Sub(res.Started).Round(time.Second), path)
-	for _, a := range m.Artifacts {
-		s.Notef("  %-8s %s (%s)", a.Role, a.Path, nixbuild.FormatBytes(uint64(a.Size)))
-	}
+	summary := &lineWriter{s: s, result: true}
+	nixbuild.WriteBuildSummary(summary, m, path, res.Finished.Sub(res.Started))
+	summary.flush()
 	sized := nixbuild.RoleInitrd
 	if bt.Format == plan.FormatISO {
 		sized = nixbuild.RoleISO

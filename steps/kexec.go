@@ -36,10 +36,20 @@ func (KexecStep) Describe(t *Target) []string {
 	return []string{"check this machine (root, kexec, Secure Boot, architecture, RAM, SSH keys, data disk), carry the network over, load the node's kernel and jump into it: this system and its SSH session end"}
 }
 
-// lineWriter turns written lines into notes.
+// lineWriter turns written lines into notes (or, with result, result
+// lines).
 type lineWriter struct {
-	s   *Sink
-	buf bytes.Buffer
+	s      *Sink
+	buf    bytes.Buffer
+	result bool
+}
+
+func (w *lineWriter) line(text string) {
+	if w.result {
+		w.s.Resultf("%s", text)
+	} else {
+		w.s.Notef("%s", text)
+	}
 }
 
 func (w *lineWriter) Write(p []byte) (int, error) {
@@ -50,13 +60,13 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 			w.buf.WriteString(line)
 			return len(p), nil
 		}
-		w.s.Notef("%s", strings.TrimRight(line, "\n"))
+		w.line(strings.TrimRight(line, "\n"))
 	}
 }
 
 func (w *lineWriter) flush() {
 	if w.buf.Len() > 0 {
-		w.s.Notef("%s", w.buf.String())
+		w.line(w.buf.String())
 		w.buf.Reset()
 	}
 }

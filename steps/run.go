@@ -45,6 +45,9 @@ const (
 	Done     Status = "done"
 	Skipped  Status = "skipped"
 	Failed   Status = "failed"
+	// Result is a line of what a step produced (the build's artifacts),
+	// which a command prints on its standard output for scripts.
+	Result Status = "result"
 )
 
 // Event is one thing Run tells its watcher: step N of Of changed status,
@@ -91,6 +94,11 @@ func (s *Sink) send(e Event) {
 // Notef reports a sentence.
 func (s *Sink) Notef(format string, args ...any) {
 	s.send(Event{Status: Note, Message: fmt.Sprintf(format, args...)})
+}
+
+// Resultf reports a line of the step's result.
+func (s *Sink) Resultf(format string, args ...any) {
+	s.send(Event{Status: Result, Message: fmt.Sprintf(format, args...)})
 }
 
 // Warnf reports a warning.

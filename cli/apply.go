@@ -48,6 +48,8 @@ type eventPrinter struct {
 	build *nixbuild.BuildLinePrinter
 	// quiet leaves out the step headings (a command that runs one step).
 	quiet bool
+	// prefix starts every note (a one-step command's "disk: ").
+	prefix string
 }
 
 func (p *eventPrinter) emit(e steps.Event) {
@@ -106,6 +108,7 @@ func (p *eventPrinter) note(e steps.Event) {
 	if e.Level == report.Warning {
 		msg = "Warning: " + msg
 	}
+	msg = p.prefix + msg
 	fmt.Fprintln(p.w, msg)
 }
 

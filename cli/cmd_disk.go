@@ -145,33 +145,32 @@ func runDiskFormat(ctx context.Context, env *cliEnv, sys disk.System, args []str
 	if *dryRun {
 		out = env.stdout
 	}
-	f := &disk.Formatter{
-		System:   sys,
-		Reporter: report.Func(func(e report.Event) { printEvent(out, e) }),
-	}
-	opts := disk.Options{HostKeyFile: keyPath, DryRun: *dryRun}
+	pr := &eventPrinter{w: out, quiet: true, prefix: disk.ReportStep + ": "}
+	t := &steps.Target{Plan: p, System: sys}
+	step := steps.DiskStep{HostKeyFile: keyPath, DryRun: *dryRun}
 	fail := func(err error) int { return formatFailure(env, err) }
 
 	if *image != "" {
-		var size uint64
 		st, err := os.Stat(*image)
 		exists := err == nil
 		switch {
 		case exists:
-			size = uint64(st.Size())
 		case !errors.Is(err, fs.ErrNotExist):
 			return fail(err)
 		case *sizeFlag == "":
 			fmt.Fprintf(env.stderr, "homestaker disk format: image %s does not exist: give --size to create it\n", *image)
 			return exitUsage
 		default:
-			if size, err = parseSize(*sizeFlag); err != nil {
+			if step.ImageSize, err = parseSize(*sizeFlag); err != nil {
 				fmt.Fprintf(env.stderr, "homestaker disk format: --size: %v\n", err)
 				return exitUsage
 			}
 		}
-		placed, err := layout.Place(size, *sectorFlag)
-		if err != nil {
+		step.Image, step.SectorSize = *image, *sectorFlag
+		if exists {
+			step.ImageSize = uint64(st.Size())
+		}
+		if _, err := layout.Place(step.ImageSize, *sectorFlag); err != nil {
 			return fail(fmt.Errorf("image %s: %w", *image, err))
 		}
 		if exists && !*dryRun {
@@ -179,19 +178,23 @@ func runDiskFormat(ctx context.Context, env *cliEnv, sys disk.System, args []str
 				return code
 			}
 		}
-		if err := f.Image(ctx, placed, *image, opts); err != nil {
-			return fail(err)
+	} else {
+		t.ResolveDisk()
+		if t.DiskErr != nil {
+			return fail(t.DiskErr)
 		}
-		return exitOK
+		if !*dryRun {
+			describeErase(env.stderr, p, *t.Disk, *t.Layout)
+			if code := confirmTarget(env, *yes, *confirm, p.Disk.Device, steps.EraseNames(p, *t.Disk)); code != exitOK {
+				return code
+			}
+		}
+		t.Confirmed = t.Disk.Path
 	}
-
-	return formatPlanDisk(ctx, env, f, p, opts, func(target disk.BlockDevice, placed disk.Layout) int {
-		if *dryRun {
-			return exitOK
-		}
-		describeErase(env.stderr, p, target, placed)
-		return confirmTarget(env, *yes, *confirm, p.Disk.Device, steps.EraseNames(p, target))
-	})
+	if err := steps.Run(ctx, t, []steps.Step{step}, steps.Options{Emit: pr.emit}); err != nil {
+		return fail(err)
+	}
+	return exitOK
 }
 
 // diskHostKey finds the host key disk format puts on the data disk: the
@@ -236,47 +239,15 @@ func diskHostKey(env *cliEnv, answersPath string, p plan.Plan, keyFlag, privateF
 	return path, -1
 }
 
-// formatPlanDisk erases and formats the plan's data disk with f, after
-// approve (the typed confirmation) accepts the target found on this machine.
-// Refusals (disk missing, in use) return exitRefused.
-func formatPlanDisk(ctx context.Context, env *cliEnv, f *disk.Formatter, p plan.Plan, opts disk.Options, approve func(disk.BlockDevice, disk.Layout) int) int {
-	fail := func(err error) int { return formatFailure(env, err) }
-	layout, err := disk.New(p)
-	if err != nil {
-		return fail(err)
-	}
-	devs, err := disk.Discover(f.System)
-	if err != nil {
-		return fail(err)
-	}
-	target, err := disk.Lookup(f.System, devs, p.Disk.Device)
-	if err != nil {
-		return fail(&disk.RefusedError{Target: p.Disk.Device, Reason: err.Error()})
-	}
-	if target.InUse {
-		return fail(&disk.RefusedError{Target: p.Disk.Device, Reason: target.InUseReason})
-	}
-	placed, err := layout.Place(target.SizeBytes, target.SectorSize)
-	if err != nil {
-		return fail(fmt.Errorf("disk %s: %w", p.Disk.Device, err))
-	}
-	if code := approve(target, placed); code != exitOK {
-		return code
-	}
-	if err := f.Device(ctx, placed, target, opts); err != nil {
-		return fail(err)
-	}
-	return exitOK
-}
-
 // formatFailure prints a disk-format error and maps it to its exit code.
 func formatFailure(env *cliEnv, err error) int {
-	fmt.Fprintf(env.stderr, "homestaker disk format: %v\n", err)
-	var refused *disk.RefusedError
-	if errors.As(err, &refused) {
-		return exitRefused
+	code := exitCode(err)
+	var se *steps.Error
+	if errors.As(err, &se) {
+		err = se.Err // the step's name is the command's
 	}
-	return exitFailure
+	fmt.Fprintf(env.stderr, "homestaker disk format: %v\n", err)
+	return code
 }
 
 // describeErase says which disk is erased and the partition table it gets.

@@ -275,6 +275,9 @@ type DiskStep struct {
 	// disk; ImageSize and SectorSize size a new one.
 	Image                 string
 	ImageSize, SectorSize uint64
+	// DryRun prints the partition table and every command, and writes
+	// nothing.
+	DryRun bool
 }
 
 func (DiskStep) Name() string { return "disk" }
@@ -315,7 +318,7 @@ func (d DiskStep) Apply(ctx context.Context, t *Target, s *Sink) error {
 		return err
 	}
 	f := &disk.Formatter{System: t.System, Runner: t.Caps.Disk, Reporter: report.Func(s.Report)}
-	opts := disk.Options{HostKeyFile: key}
+	opts := disk.Options{HostKeyFile: key, DryRun: d.DryRun}
 	if d.Image != "" {
 		layout, err := disk.New(t.Plan)
 		if err != nil {
@@ -340,7 +343,7 @@ func (d DiskStep) Apply(ctx context.Context, t *Target, s *Sink) error {
 	if t.DiskErr != nil {
 		return Refuse(t.DiskErr)
 	}
-	if !slices.Contains(EraseNames(t.Plan, *t.Disk), t.Confirmed) {
+	if !d.DryRun && !slices.Contains(EraseNames(t.Plan, *t.Disk), t.Confirmed) {
 		return Refuse(fmt.Errorf("the data disk was not confirmed: %s (%s) is not the disk named at the review (%q); nothing was erased",
 			t.Plan.Disk.Device, t.Disk.Path, t.Confirmed))
 	}

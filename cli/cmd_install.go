@@ -21,6 +21,7 @@ import (
 
 	"github.com/homestaker/homestaker/boot"
 	"github.com/homestaker/homestaker/disk"
+	"github.com/homestaker/homestaker/flake"
 	"github.com/homestaker/homestaker/nixbuild"
 	"github.com/homestaker/homestaker/plan"
 	"github.com/homestaker/homestaker/report"
@@ -40,6 +41,7 @@ type installFlags struct {
 	answers, out, private string
 	accessible, dryRun    bool
 	flakeOnly, yes        bool
+	force                 bool
 	confirm               string
 }
 
@@ -51,7 +53,7 @@ func runWizard(ctx context.Context, env *cliEnv) int {
 // runInstall is `homestaker install`: the wizard, or with --answers the same
 // flow without questions.
 func runInstall(ctx context.Context, env *cliEnv, args []string) int {
-	fs := newFlags(env, "install", "install [--answers FILE] [--out DIR] [--private DIR] [--accessible] [--dry-run] [--flake-only] [--yes --confirm-device DEV]")
+	fs := newFlags(env, "install", "install [--answers FILE] [--out DIR] [--private DIR] [--accessible] [--dry-run] [--flake-only] [--force] [--yes --confirm-device DEV]")
 	var f installFlags
 	fs.StringVar(&f.answers, "answers", "", "run without questions from this answers `file`")
 	fs.StringVar(&f.out, "out", "", "the flake `folder` (default: asked, ~/homestaker-flake)")
@@ -61,6 +63,7 @@ func runInstall(ctx context.Context, env *cliEnv, args []string) int {
 	fs.BoolVar(&f.flakeOnly, "flake-only", false, "write the flake and answers only; touch no disk")
 	fs.BoolVar(&f.yes, "yes", false, "do not ask (erasing the disk also needs --confirm-device)")
 	fs.StringVar(&f.confirm, "confirm-device", "", "the data disk to erase, named again, with --yes")
+	fs.BoolVar(&f.force, "force", false, "overwrite files in the flake folder that homestaker did not write or that were edited since (local.nix is never overwritten)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
@@ -150,6 +153,10 @@ func (s *session) headless(ctx context.Context) int {
 	rev := s.review(p, out)
 	fmt.Fprintln(env.stdout, ansi.Strip(rev.Text()))
 	if rev.Problem != "" {
+		if rev.Refused {
+			fmt.Fprintf(env.stderr, "homestaker install: %s\n", rev.Problem)
+			return exitRefused
+		}
 		return exitFailure
 	}
 	if s.flags.dryRun {
@@ -422,14 +429,21 @@ func (s *session) review(p plan.Plan, flakeDir string) ui.Review {
 		return rev
 	}
 	var keyNotes []string
-	fr, err := steps.Flake(steps.FlakeRequest{Plan: p, Out: flakeDir, Private: s.private, DryRun: true, Keys: &s.keys,
-		Report: report.Func(func(e report.Event) { keyNotes = append(keyNotes, e.Message) })})
+	fr, err := steps.Flake(context.Background(), steps.FlakeRequest{Plan: p, Out: flakeDir, Private: s.private, DryRun: true, Keys: &s.keys,
+		Report: report.Func(func(e report.Event) { keyNotes = append(keyNotes, e.Message) }),
+		Write:  flakeWriteOptions(s.env, s.flags.force, flakeDir, s.flags.answers, p.Host.Name)})
+	for _, c := range fr.Changes {
+		rev.Files = append(rev.Files, ui.FileAction{Path: c.Path, Action: string(c.Action)})
+	}
+	var foreign *flake.ForeignError
+	if errors.As(err, &foreign) {
+		// The same refusal render gives, before anything is written.
+		rev.Problem, rev.Refused = err.Error(), true
+		return rev
+	}
 	if err != nil {
 		rev.Problem = err.Error()
 		return rev
-	}
-	for _, c := range fr.Changes {
-		rev.Files = append(rev.Files, ui.FileAction{Path: c.Path, Action: string(c.Action)})
 	}
 	rev.Keys = keyNotes
 	if fr.HostKey.Fingerprint != "" {
@@ -504,10 +518,10 @@ func (s *session) apply(ctx context.Context, p plan.Plan, flakeDir string, outco
 	}
 	step(1, total, "Keys and flake")
 	rep := report.Func(func(e report.Event) { printEvent(env.stdout, e) })
-	fr, err := steps.Flake(steps.FlakeRequest{Plan: p, Out: flakeDir, Private: s.private, Report: rep, Keys: &s.keys})
-	if err != nil {
-		fmt.Fprintf(env.stderr, "homestaker: %v\n", err)
-		return exitFailure
+	fr, err := steps.Flake(ctx, steps.FlakeRequest{Plan: p, Out: flakeDir, Private: s.private, Report: rep, Keys: &s.keys,
+		Write: flakeWriteOptions(env, s.flags.force, flakeDir, s.flags.answers, p.Host.Name)})
+	if code, failed := flakeFailure(ctx, env, "homestaker", flakeDir, fr.Changes, err); failed {
+		return code
 	}
 	printChanges(env, flakeDir, fr.Changes, false)
 	if fr.KnownHosts != "" {
@@ -537,7 +551,7 @@ func (s *session) apply(ctx context.Context, p plan.Plan, flakeDir string, outco
 
 	step(3, total, "Data disk "+rev.EraseDevice)
 	f := &disk.Formatter{System: s.sys, Reporter: rep}
-	code = formatPlanDisk(ctx, env, f, p, disk.Options{HostKeyFile: fr.HostKey.PrivatePath}, func(target disk.BlockDevice, _ disk.Layout) int {
+	code = formatPlanDisk(ctx, env, f, p, disk.Options{HostKeyFile: fr.HostKey.PrivatePath, PrivateDir: s.private}, func(target disk.BlockDevice, _ disk.Layout) int {
 		// The user typed the device on the review; it must still be this disk.
 		if !slices.Contains(eraseNames(p, target), rev.EraseDevice) {
 			fmt.Fprintf(env.stderr, "homestaker: the disk changed since the review: %s is now %s; nothing was erased\n", rev.EraseDevice, target.Path)

@@ -151,6 +151,14 @@ func runDiskFormat(ctx context.Context, env *cliEnv, sys disk.System, args []str
 		Reporter: report.Func(func(e report.Event) { printEvent(out, e) }),
 	}
 	opts := disk.Options{HostKeyFile: keyPath, DryRun: *dryRun}
+	// The staging copy of the host key goes in the private folder the key
+	// came from (or --private); a --host-key FILE alone keeps it in that
+	// key's own folder.
+	if *hostKey == "" || *private != "" {
+		if dir, err := privateDir(env, *private); err == nil {
+			opts.PrivateDir = dir
+		}
+	}
 	fail := func(err error) int { return formatFailure(env, err) }
 
 	if *image != "" {

@@ -50,6 +50,8 @@ type eventPrinter struct {
 	quiet bool
 	// prefix starts every note (a one-step command's "disk: ").
 	prefix string
+	// warnPrefix starts a warning ("": "Warning: ").
+	warnPrefix string
 }
 
 func (p *eventPrinter) emit(e steps.Event) {
@@ -106,7 +108,11 @@ func (p *eventPrinter) note(e steps.Event) {
 	}
 	msg := strings.TrimRight(e.Message, "\n")
 	if e.Level == report.Warning {
-		msg = "Warning: " + msg
+		if p.warnPrefix == "" {
+			msg = "Warning: " + msg
+		} else {
+			msg = p.warnPrefix + msg
+		}
 	}
 	msg = p.prefix + msg
 	fmt.Fprintln(p.w, msg)
@@ -141,8 +147,8 @@ func (env *cliEnv) stepCaps() steps.Caps {
 // applySteps are the steps of an apply for the plan: keys and flake, and
 // with apply the evaluation, the build, the data disk and, for a kexec
 // host, the kexec. Nothing is erased before the image is built.
-func applySteps(env *cliEnv, p plan.Plan, apply bool) []steps.Step {
-	list := []steps.Step{steps.FlakeStep{}}
+func applySteps(env *cliEnv, p plan.Plan, apply bool, fs steps.FlakeStep) []steps.Step {
+	list := []steps.Step{fs}
 	if !apply {
 		return list
 	}

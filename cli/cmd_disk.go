@@ -148,6 +148,14 @@ func runDiskFormat(ctx context.Context, env *cliEnv, sys disk.System, args []str
 	pr := &eventPrinter{w: out, quiet: true, prefix: disk.ReportStep + ": "}
 	t := &steps.Target{Plan: p, System: sys}
 	step := steps.DiskStep{HostKeyFile: keyPath, DryRun: *dryRun}
+	// The staging copy of the host key goes in the private folder the key
+	// came from (or --private); a --host-key FILE alone keeps it in that
+	// key's own folder.
+	if *hostKey == "" || *private != "" {
+		if dir, err := privateDir(env, *private); err == nil {
+			step.PrivateDir = dir
+		}
+	}
 	fail := func(err error) int { return formatFailure(env, err) }
 
 	if *image != "" {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/homestaker/homestaker/boot"
 	"github.com/homestaker/homestaker/disk"
+	"github.com/homestaker/homestaker/flake"
 	"github.com/homestaker/homestaker/nixbuild"
 	"github.com/homestaker/homestaker/plan"
 	"github.com/homestaker/homestaker/report"
@@ -40,6 +41,7 @@ type installFlags struct {
 	answers, out, private string
 	accessible, dryRun    bool
 	flakeOnly, yes        bool
+	force                 bool
 	confirm               string
 }
 
@@ -51,7 +53,7 @@ func runWizard(ctx context.Context, env *cliEnv) int {
 // runInstall is `homestaker install`: the wizard, or with --answers the same
 // flow without questions.
 func runInstall(ctx context.Context, env *cliEnv, args []string) int {
-	fs := newFlags(env, "install", "install [--answers FILE] [--out DIR] [--private DIR] [--accessible] [--dry-run] [--flake-only] [--yes --confirm-device DEV]")
+	fs := newFlags(env, "install", "install [--answers FILE] [--out DIR] [--private DIR] [--accessible] [--dry-run] [--flake-only] [--force] [--yes --confirm-device DEV]")
 	var f installFlags
 	fs.StringVar(&f.answers, "answers", "", "run without questions from this answers `file`")
 	fs.StringVar(&f.out, "out", "", "the flake `folder` (default: asked, ~/homestaker-flake)")
@@ -61,6 +63,7 @@ func runInstall(ctx context.Context, env *cliEnv, args []string) int {
 	fs.BoolVar(&f.flakeOnly, "flake-only", false, "write the flake and answers only; touch no disk")
 	fs.BoolVar(&f.yes, "yes", false, "do not ask (erasing the disk also needs --confirm-device)")
 	fs.StringVar(&f.confirm, "confirm-device", "", "the data disk to erase, named again, with --yes")
+	fs.BoolVar(&f.force, "force", false, "overwrite files in the flake folder that homestaker did not write or that were edited since (local.nix is never overwritten)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
@@ -152,6 +155,10 @@ func (s *session) headless(ctx context.Context) int {
 	rev := s.review(p, out)
 	fmt.Fprintln(env.stdout, ansi.Strip(rev.Text()))
 	if rev.Problem != "" {
+		if rev.Refused {
+			fmt.Fprintf(env.stderr, "homestaker install: %s\n", rev.Problem)
+			return exitRefused
+		}
 		return exitFailure
 	}
 	if s.flags.dryRun {
@@ -424,14 +431,21 @@ func (s *session) review(p plan.Plan, flakeDir string) ui.Review {
 		return rev
 	}
 	var keyNotes []string
-	fr, err := steps.Flake(steps.FlakeRequest{Plan: p, Out: flakeDir, Private: s.private, DryRun: true, Keys: &s.keys,
-		Report: report.Func(func(e report.Event) { keyNotes = append(keyNotes, e.Message) })})
+	fr, err := steps.Flake(context.Background(), steps.FlakeRequest{Plan: p, Out: flakeDir, Private: s.private, DryRun: true, Keys: &s.keys,
+		Report: report.Func(func(e report.Event) { keyNotes = append(keyNotes, e.Message) }),
+		Write:  flakeWriteOptions(s.env, s.flags.force, flakeDir, s.flags.answers, p.Host.Name)})
+	for _, c := range fr.Changes {
+		rev.Files = append(rev.Files, ui.FileAction{Path: c.Path, Action: string(c.Action)})
+	}
+	var foreign *flake.ForeignError
+	if errors.As(err, &foreign) {
+		// The same refusal render gives, before anything is written.
+		rev.Problem, rev.Refused = err.Error(), true
+		return rev
+	}
 	if err != nil {
 		rev.Problem = err.Error()
 		return rev
-	}
-	for _, c := range fr.Changes {
-		rev.Files = append(rev.Files, ui.FileAction{Path: c.Path, Action: string(c.Action)})
 	}
 	rev.Keys = keyNotes
 	if fr.HostKey.Fingerprint != "" {
@@ -520,7 +534,7 @@ func nixProblem(env *cliEnv) string {
 func (s *session) apply(ctx context.Context, p plan.Plan, flakeDir string, outcome ui.Outcome, rev ui.Review) int {
 	env := s.env
 	full := outcome == ui.ApplyAll
-	list := applySteps(env, p, full)
+	list := applySteps(env, p, full, steps.FlakeStep{Write: flakeWriteOptions(env, s.flags.force, flakeDir, s.flags.answers, p.Host.Name)})
 	s.nixProblem()
 	t := newTarget(ctx, env, p, s.cat, flakeDir, s.private, s.keys, s.nix)
 	if full {

@@ -2,22 +2,24 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/homestaker/homestaker/flake"
 	"github.com/homestaker/homestaker/plan"
-	"github.com/homestaker/homestaker/report"
 	"github.com/homestaker/homestaker/steps"
 )
 
 func runRender(ctx context.Context, env *cliEnv, args []string) int {
-	fs := newFlags(env, "render", "render --answers FILE --out DIR [--private DIR] [--dry-run]")
+	fs := newFlags(env, "render", "render --answers FILE --out DIR [--private DIR] [--force] [--dry-run]")
 	answers := fs.String("answers", "", "the answers `file`")
 	out := fs.String("out", "", "the flake `folder` to write (created if missing)")
 	private := fs.String("private", "", "`folder` for private keys, never inside the flake (default $XDG_STATE_HOME/homestaker)")
 	dryRun := fs.Bool("dry-run", false, "show what would be written, write nothing")
+	force := fs.Bool("force", false, "overwrite files in the flake folder that homestaker did not write or that were edited since (local.nix is never overwritten)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
@@ -50,39 +52,61 @@ func runRender(ctx context.Context, env *cliEnv, args []string) int {
 		return exitUsage
 	}
 
-	rep := report.Func(func(e report.Event) {
-		prefix := ""
-		if e.Level == report.Warning {
-			prefix = "NOTE: "
-		}
-		fmt.Fprintf(env.stderr, "%s%s\n", prefix, e.Message)
-	})
-	res2, err := steps.Flake(steps.FlakeRequest{Plan: p, Out: *out, Private: privDir, DryRun: *dryRun, Report: rep, Keys: &keys})
-	if err != nil {
-		fmt.Fprintf(env.stderr, "homestaker render: %v\n", err)
-		return exitFailure
-	}
-	changes := res2.Changes
-	printChanges(env, *out, changes, *dryRun)
-	if res2.KnownHosts != "" {
-		fmt.Fprintf(env.stdout, "host key of %s: %s\nknown_hosts line (also in hosts/%s/known_hosts):\n  %s\n", p.Host.Name, res2.HostKey.Fingerprint, p.Host.Name, res2.KnownHosts)
+	t := &steps.Target{Plan: p, Catalogue: cat, FlakeDir: *out, Private: privDir, Keys: keys}
+	pr := &eventPrinter{w: env.stderr, out: env.stdout, quiet: true, warnPrefix: "NOTE: "}
+	step := steps.FlakeStep{Write: flakeWriteOptions(env, *force, *out, *answers, p.Host.Name), DryRun: *dryRun}
+	err = steps.Run(ctx, t, []steps.Step{step}, steps.Options{Emit: pr.emit})
+	if code, failed := flakeFailure(ctx, env, "homestaker render", *out, err); failed {
+		return code
 	}
 	return exitOK
 }
 
-func printChanges(env *cliEnv, out string, changes []flake.Change, dryRun bool) {
-	n := 0
-	for _, c := range changes {
-		fmt.Fprintf(env.stdout, "%s %s\n", c.Action.Mark(), filepath.Join(out, filepath.FromSlash(c.Path)))
-		if c.Action == flake.Create || c.Action == flake.Update {
-			n++
+// renderDelayEnv slows the staging of every file down (a Go duration):
+// the tests interrupt a render in the middle with it.
+const renderDelayEnv = "HOMESTAKER_TEST_RENDER_DELAY"
+
+// flakeWriteOptions are how render and install write the flake: forced or
+// not, and the answers file itself when it is the host's homestaker.json.
+func flakeWriteOptions(env *cliEnv, force bool, out, answers, host string) flake.WriteOptions {
+	wo := flake.WriteOptions{Force: force}
+	if d, err := time.ParseDuration(env.getenv(renderDelayEnv)); err == nil {
+		wo.StageDelay = d
+	}
+	own := filepath.Join(out, "hosts", host, "homestaker.json")
+	if a, err1 := filepath.Abs(answers); err1 == nil {
+		if b, err2 := filepath.Abs(own); err2 == nil && a == b {
+			wo.Input = "hosts/" + host + "/homestaker.json"
 		}
 	}
-	if dryRun {
-		fmt.Fprintf(env.stdout, "dry run: %d file(s) would be written, nothing was changed\n", n)
-	} else {
-		fmt.Fprintf(env.stdout, "%d file(s) written to %s\n", n, out)
+	return wo
+}
+
+// flakeFailure reports a failed flake step and gives its exit code:
+// exitRefused for files that are not homestaker's (listed first),
+// exitInterrupt when ctx ended. failed is false when err is nil.
+func flakeFailure(ctx context.Context, env *cliEnv, cmd, out string, err error) (code int, failed bool) {
+	if err == nil {
+		return exitOK, false
 	}
+	var se *steps.Error
+	if errors.As(err, &se) {
+		err = se.Err // the command names itself
+	}
+	var foreign *flake.ForeignError
+	switch {
+	case errors.As(err, &foreign):
+		fmt.Fprintf(env.stderr, "%s: %v\n", cmd, err)
+		return exitRefused, true
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		fmt.Fprintf(env.stderr, "%s: interrupted: the flake in %s was not changed\n", cmd, out)
+		return exitInterrupt, true
+	}
+	fmt.Fprintf(env.stderr, "%s: %v\n", cmd, err)
+	if ctx.Err() != nil {
+		return exitInterrupt, true
+	}
+	return exitFailure, true
 }
 
 // privateDir resolves the folder for private material.

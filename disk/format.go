@@ -34,6 +34,10 @@ type Options struct {
 	// HostKeyFile, when set, is the host's SSH private key; it is copied to
 	// SSHHostKeyPath (0600), with its .pub when present.
 	HostKeyFile string
+	// PrivateDir is the private folder (0700) the staging folder goes in
+	// when it holds a copy of the host key, so a killed format leaves no
+	// key anywhere else; "" is the folder of HostKeyFile.
+	PrivateDir string
 	// DryRun reports every step and command and changes nothing.
 	DryRun bool
 }
@@ -53,9 +57,10 @@ const ReportStep = "disk"
 
 // job is one run of the Formatter: it reports, and skips side effects in a dry run.
 type job struct {
-	f   *Formatter
-	ctx context.Context
-	dry bool
+	f    *Formatter
+	ctx  context.Context
+	dry  bool
+	opts Options
 }
 
 func (f *Formatter) job(ctx context.Context, o Options) *job {
@@ -65,7 +70,7 @@ func (f *Formatter) job(ctx context.Context, o Options) *job {
 	if f.Reporter == nil {
 		f.Reporter = report.Discard
 	}
-	return &job{f: f, ctx: ctx, dry: o.DryRun}
+	return &job{f: f, ctx: ctx, dry: o.DryRun, opts: o}
 }
 
 func (j *job) say(msg string) {
@@ -101,16 +106,44 @@ func (j *job) run(argv ...string) error {
 	return err
 }
 
-// workDir creates the temporary folder of a run; in a dry run it only names one.
+// workDir creates the temporary folder of a run; in a dry run it only names
+// one. The folder holds a copy of the host key (the tree mkfs.ext4 -d and
+// mkfs.xfs -p copy from) and the mount point of a btrfs being populated, so
+// with a host key it lives in the private folder, next to the key itself,
+// never in the system's temporary folder: a format killed with SIGKILL
+// leaves the copy there, and the next run removes it (stale work folders).
 func (j *job) workDir() (string, func(), error) {
-	if j.dry {
-		return filepath.Join(os.TempDir(), "homestaker-disk-…"), func() {}, nil
+	parent := j.f.TempDir
+	if j.opts.HostKeyFile != "" {
+		parent = j.opts.PrivateDir
+		if parent == "" {
+			parent = filepath.Dir(j.opts.HostKeyFile)
+		}
 	}
-	dir, err := os.MkdirTemp(j.f.TempDir, "homestaker-disk-")
+	if j.dry {
+		if parent == "" {
+			parent = os.TempDir()
+		}
+		return filepath.Join(parent, workPrefix+"…"), func() {}, nil
+	}
+	if parent != "" {
+		if err := ensurePrivateDir(parent, j.opts.HostKeyFile != ""); err != nil {
+			return "", nil, err
+		}
+	}
+	for _, msg := range RemoveStaleWork(parent) {
+		j.say(msg)
+	}
+	dir, err := os.MkdirTemp(parent, workPrefix)
 	if err != nil {
 		return "", nil, fmt.Errorf("create a staging folder: %w", err)
 	}
-	return dir, func() { os.RemoveAll(dir) }, nil
+	unlock, err := lockWork(dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	return dir, func() { removeWork(dir); unlock() }, nil
 }
 
 // Image writes l to the image file at path, creating it (sparse, of
@@ -179,8 +212,10 @@ func describeFS(l Layout) string {
 
 // resetImage makes path a sparse file of size zero bytes: truncating drops
 // every old signature and leaves nothing for mkfs to trip over.
+//
+// A new file is made 0600: it will hold the host's private key.
 func resetImage(path string, size int64) error {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("open image: %w", err)
 	}

@@ -10,6 +10,12 @@ func (a Action) Mark() string {
 		return "~ update"
 	case Keep:
 		return "  keep  "
+	case Overwrite:
+		return "! overwrite"
+	case Foreign:
+		return "! theirs"
+	case Remove:
+		return "- remove"
 	}
 	return "  same  "
 }

@@ -128,4 +128,9 @@ result-*
 *_key
 keys.txt
 *.agekey
+# homestaker's staging folders and the temporary files of an interrupted
+# write (the next render removes them).
+/.homestaker/stage-*/
+/.homestaker/commit-*/
+.*.tmp-*
 `

@@ -4,13 +4,11 @@
 package flake
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,6 +24,12 @@ type File struct {
 	Content []byte
 	// Once marks files written only when missing (the user's local.nix).
 	Once bool
+	// Merged marks files whose content is made from the file already there,
+	// keeping what it holds (secrets.yaml, whose values are kept and which
+	// the user edits with sops): never refused as the user's own.
+	Merged bool
+	// Mode is the file's mode; 0 means 0644.
+	Mode os.FileMode
 }
 
 // Action says what writing a file did, or would do.
@@ -37,6 +41,9 @@ const (
 	Update    Action = "update"
 	Unchanged Action = "unchanged"
 	Keep      Action = "keep" // exists and is the user's: left alone
+	// Foreign: the file exists, differs, and homestaker did not write it
+	// (or the user edited it since): Write refuses it unless forced.
+	Foreign Action = "foreign"
 )
 
 // Change is a file and what writing it does.
@@ -112,88 +119,6 @@ func Files(in RenderInput) ([]File, error) {
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
 	return files, nil
-}
-
-// Diff says what writing files into dir would do, without writing.
-func Diff(dir string, files []File) ([]Change, error) {
-	changes := make([]Change, 0, len(files))
-	for _, f := range files {
-		a, err := action(dir, f)
-		if err != nil {
-			return nil, err
-		}
-		changes = append(changes, Change{Path: f.Path, Action: a})
-	}
-	return changes, nil
-}
-
-func action(dir string, f File) (Action, error) {
-	old, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(f.Path)))
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return Create, nil
-	case err != nil:
-		return "", fmt.Errorf("read %s: %w", f.Path, err)
-	case f.Once:
-		return Keep, nil
-	case bytes.Equal(old, f.Content):
-		return Unchanged, nil
-	}
-	return Update, nil
-}
-
-// Write puts files into dir (created if missing). A file whose content is
-// already right is not touched, so rendering twice changes nothing; every
-// write goes to a temporary file first and is renamed into place.
-func Write(dir string, files []File) ([]Change, error) {
-	changes, err := Diff(dir, files)
-	if err != nil {
-		return nil, err
-	}
-	for i, f := range files {
-		if a := changes[i].Action; a != Create && a != Update {
-			continue
-		}
-		target := filepath.Join(dir, filepath.FromSlash(f.Path))
-		if err := WriteFileAtomic(target, f.Content, 0o644); err != nil {
-			return changes[:i], err
-		}
-	}
-	return changes, nil
-}
-
-// WriteFileAtomic writes data to name through a temporary file in the same
-// folder, synced and renamed into place, so a crash leaves either the old
-// file or the new one. Missing folders are created (0755).
-func WriteFileAtomic(name string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("create folder %s: %w", dir, err)
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(name)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := os.Rename(tmp.Name(), name); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	return nil
 }
 
 const localNix = `# Your own additions to this node: any NixOS option goes here. homestaker

@@ -44,17 +44,40 @@ func EnsureSecretsFile(path string, recipients []string, identities []age.Identi
 }
 
 func ensureSecretsFile(path string, recipients []string, identities []age.Identity, want map[string]Generator, now func() time.Time) (bool, error) {
+	out, mode, changed, err := secretsFileContent(path, recipients, identities, want, now)
+	if err != nil || !changed {
+		return false, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return false, fmt.Errorf("secrets file %s: %w", path, err)
+	}
+	if err := WriteFileAtomic(path, out, mode); err != nil {
+		return false, fmt.Errorf("secrets file: %w", err)
+	}
+	return true, nil
+}
+
+// SecretsFileContent is EnsureSecretsFile without the write: the content
+// the file at path should have, its mode, and whether that differs from what
+// is there. The flake step writes it with the rest of the flake, so a render
+// that fails writes no secrets file either.
+func SecretsFileContent(path string, recipients []string, identities []age.Identity, want map[string]Generator) (out []byte, mode fs.FileMode, changed bool, err error) {
+	return secretsFileContent(path, recipients, identities, want, time.Now)
+}
+
+func secretsFileContent(path string, recipients []string, identities []age.Identity, want map[string]Generator, now func() time.Time) ([]byte, fs.FileMode, bool, error) {
+	none := func(err error) ([]byte, fs.FileMode, bool, error) { return nil, 0, false, err }
 	recips, err := canonicalRecipients(recipients)
 	if err != nil {
-		return false, fmt.Errorf("secrets file %s: %w", path, err)
+		return none(fmt.Errorf("secrets file %s: %w", path, err))
 	}
 	names := make([]string, 0, len(want))
 	for k, gen := range want {
 		if err := validateSecretName(k); err != nil {
-			return false, fmt.Errorf("secrets file %s: secret %q: %w", path, k, err)
+			return none(fmt.Errorf("secrets file %s: secret %q: %w", path, k, err))
 		}
 		if gen == nil {
-			return false, fmt.Errorf("secrets file %s: secret %q has no generator", path, k)
+			return none(fmt.Errorf("secrets file %s: secret %q has no generator", path, k))
 		}
 		names = append(names, k)
 	}
@@ -65,22 +88,16 @@ func ensureSecretsFile(path string, recipients []string, identities []age.Identi
 	case errors.Is(err, fs.ErrNotExist):
 		out, err := newSecretsFile(recips, names, want, now)
 		if err != nil {
-			return false, fmt.Errorf("secrets file %s: %w", path, err)
+			return none(fmt.Errorf("secrets file %s: %w", path, err))
 		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return false, fmt.Errorf("secrets file %s: %w", path, err)
-		}
-		if err := WriteFileAtomic(path, out, SecretsFileMode); err != nil {
-			return false, fmt.Errorf("secrets file: %w", err)
-		}
-		return true, nil
+		return out, SecretsFileMode, true, nil
 	case err != nil:
-		return false, fmt.Errorf("secrets file %s: %w", path, err)
+		return none(fmt.Errorf("secrets file %s: %w", path, err))
 	}
 
 	f, err := parseSopsFile(data)
 	if err != nil {
-		return false, fmt.Errorf("secrets file %s: %w", path, err)
+		return none(fmt.Errorf("secrets file %s: %w", path, err))
 	}
 	var missing []string
 	for _, k := range names {
@@ -90,47 +107,44 @@ func ensureSecretsFile(path string, recipients []string, identities []age.Identi
 	}
 	sameRecipients := sameSet(canonicalOrEmpty(f.recipients()), recips)
 	if len(missing) == 0 && sameRecipients && len(identities) == 0 {
-		return false, nil
+		return data, 0, false, nil
 	}
 	key, err := f.dataKey(identities)
 	if err != nil {
-		return false, fmt.Errorf("secrets file %s: open: %w", path, err)
+		return none(fmt.Errorf("secrets file %s: open: %w", path, err))
 	}
 	if _, err := f.decryptTree(key); err != nil {
-		return false, fmt.Errorf("secrets file %s: %w", path, err)
+		return none(fmt.Errorf("secrets file %s: %w", path, err))
 	}
 	if len(missing) == 0 && sameRecipients {
-		return false, nil
+		return data, 0, false, nil
 	}
 
 	if len(missing) > 0 {
 		if err := f.addSecrets(key, missing, want); err != nil {
-			return false, fmt.Errorf("secrets file %s: %w", path, err)
+			return none(fmt.Errorf("secrets file %s: %w", path, err))
 		}
 		if err := f.reseal(key, now); err != nil {
-			return false, fmt.Errorf("secrets file %s: %w", path, err)
+			return none(fmt.Errorf("secrets file %s: %w", path, err))
 		}
 	}
 	if !sameRecipients {
 		if err := f.setRecipients(key, recips); err != nil {
-			return false, fmt.Errorf("secrets file %s: %w", path, err)
+			return none(fmt.Errorf("secrets file %s: %w", path, err))
 		}
 	}
 	out, err := f.encode()
 	if err != nil {
-		return false, fmt.Errorf("secrets file %s: %w", path, err)
+		return none(fmt.Errorf("secrets file %s: %w", path, err))
 	}
 	if bytes.Equal(out, data) {
-		return false, nil
+		return data, 0, false, nil
 	}
 	mode := SecretsFileMode
 	if info, err := os.Stat(path); err == nil {
 		mode = info.Mode().Perm()
 	}
-	if err := WriteFileAtomic(path, out, mode); err != nil {
-		return false, fmt.Errorf("secrets file: %w", err)
-	}
-	return true, nil
+	return out, mode, true, nil
 }
 
 // Decrypt opens the sops-format file at path with one of identities, checks

@@ -19,15 +19,20 @@ import (
 )
 
 // FlakeStep writes the host's keys, secrets and flake (Flake).
-type FlakeStep struct{}
+type FlakeStep struct {
+	// Write says how the files are written (Force, the answers file).
+	Write flake.WriteOptions
+	// DryRun computes the changes and writes nothing (render --dry-run).
+	DryRun bool
+}
 
 func (FlakeStep) Name() string { return "flake" }
 
 func (FlakeStep) Title(t *Target) string { return "Keys and flake of " + t.Plan.Host.Name }
 
-func (FlakeStep) Describe(t *Target) []string {
+func (f FlakeStep) Describe(t *Target) []string {
 	var lines []string
-	fr, err := Flake(FlakeRequest{Plan: t.Plan, Out: t.FlakeDir, Private: t.Private, DryRun: true, Keys: &t.Keys,
+	fr, err := Flake(context.Background(), FlakeRequest{Plan: t.Plan, Out: t.FlakeDir, Private: t.Private, DryRun: true, Keys: &t.Keys, Write: f.Write,
 		Report: report.Func(func(e report.Event) { lines = append(lines, e.Message) })})
 	if err != nil {
 		return append(lines, "cannot write the flake: "+err.Error())
@@ -38,22 +43,43 @@ func (FlakeStep) Describe(t *Target) []string {
 	return lines
 }
 
-func (FlakeStep) Apply(ctx context.Context, t *Target, s *Sink) error {
-	fr, err := Flake(FlakeRequest{Plan: t.Plan, Out: t.FlakeDir, Private: t.Private, Keys: &t.Keys, Report: report.Func(s.Report)})
+func (f FlakeStep) Apply(ctx context.Context, t *Target, s *Sink) error {
+	fr, err := Flake(ctx, FlakeRequest{Plan: t.Plan, Out: t.FlakeDir, Private: t.Private, Keys: &t.Keys, Write: f.Write,
+		DryRun: f.DryRun, Report: report.Func(s.Report)})
+	t.Flake = fr
 	if err != nil {
+		for _, c := range fr.Changes {
+			if c.Action == flake.Foreign {
+				s.Resultf("%s %s", c.Action.Mark(), filepath.Join(t.FlakeDir, c.Path))
+			}
+		}
 		return err
 	}
-	t.Flake = fr
-	for _, c := range fr.Changes {
-		if c.Action != flake.Unchanged {
-			s.Notef("%s %s", c.Action.Mark(), filepath.Join(t.FlakeDir, c.Path))
+	for _, line := range ChangeLines(t.FlakeDir, fr.Changes, f.DryRun) {
+		s.Resultf("%s", line)
+	}
+	if fr.KnownHosts != "" {
+		s.Resultf("host key of %s: %s", t.Plan.Host.Name, fr.HostKey.Fingerprint)
+		s.Resultf("known_hosts line (also in hosts/%s/known_hosts):\n  %s", t.Plan.Host.Name, fr.KnownHosts)
+	}
+	return nil
+}
+
+// ChangeLines lists a flake's changes, one file a line, and how many files
+// were (or would be) written.
+func ChangeLines(out string, changes []flake.Change, dryRun bool) []string {
+	var lines []string
+	n := 0
+	for _, c := range changes {
+		lines = append(lines, fmt.Sprintf("%s %s", c.Action.Mark(), filepath.Join(out, filepath.FromSlash(c.Path))))
+		if c.Action == flake.Create || c.Action == flake.Update || c.Action == flake.Overwrite {
+			n++
 		}
 	}
-	if fr.HostKey.Fingerprint != "" {
-		s.Notef("host key of %s: %s", t.Plan.Host.Name, fr.HostKey.Fingerprint)
+	if dryRun {
+		return append(lines, fmt.Sprintf("dry run: %d file(s) would be written, nothing was changed", n))
 	}
-	s.Notef("answers: %s", t.AnswersPath())
-	return nil
+	return append(lines, fmt.Sprintf("%d file(s) written to %s", n, out))
 }
 
 // Verify: the flake holds the host's answers as this apply wrote them, and
@@ -278,6 +304,9 @@ type DiskStep struct {
 	// DryRun prints the partition table and every command, and writes
 	// nothing.
 	DryRun bool
+	// PrivateDir holds the staging copy of the host key ("": the
+	// target's private folder).
+	PrivateDir string
 }
 
 func (DiskStep) Name() string { return "disk" }
@@ -318,7 +347,10 @@ func (d DiskStep) Apply(ctx context.Context, t *Target, s *Sink) error {
 		return err
 	}
 	f := &disk.Formatter{System: t.System, Runner: t.Caps.Disk, Reporter: report.Func(s.Report)}
-	opts := disk.Options{HostKeyFile: key, DryRun: d.DryRun}
+	opts := disk.Options{HostKeyFile: key, DryRun: d.DryRun, PrivateDir: d.PrivateDir}
+	if opts.PrivateDir == "" {
+		opts.PrivateDir = t.Private
+	}
 	if d.Image != "" {
 		layout, err := disk.New(t.Plan)
 		if err != nil {

@@ -5,6 +5,7 @@
 package steps
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -34,6 +35,9 @@ type FlakeRequest struct {
 	Keys   *validator.Keys
 	DryRun bool
 	Report report.Reporter
+	// Write says how the flake files are written: Force to overwrite files
+	// homestaker did not write, Input for the answers file being rendered.
+	Write flake.WriteOptions
 }
 
 // FlakeResult is what the flake step did.
@@ -93,7 +97,11 @@ func flakeKeys(k validator.Keys) flake.ValidatorKeys {
 // Flake runs the keys and flake steps: the host key and admin identity in
 // the private folder, the encrypted secrets, .sops.yaml, known_hosts, and
 // the flake files. Existing keys and secret values are always kept.
-func Flake(req FlakeRequest) (FlakeResult, error) {
+//
+// The flake folder changes only at the end, in one commit of flake.Write
+// (secrets.yaml included): a failure, or ctx ending, leaves it as it was.
+// A refusal to overwrite the user's files is a *flake.ForeignError.
+func Flake(ctx context.Context, req FlakeRequest) (FlakeResult, error) {
 	rep := req.Report
 	if rep == nil {
 		rep = report.Discard
@@ -118,6 +126,9 @@ func Flake(req FlakeRequest) (FlakeResult, error) {
 		}
 	}
 
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
 	// Keys.
 	var key secrets.HostKey
 	var err error
@@ -163,37 +174,31 @@ func Flake(req FlakeRequest) (FlakeResult, error) {
 		}
 	}
 
-	// Secrets and who can open them.
+	// Secrets and who can open them: made here, written with the flake.
 	hostDir := filepath.Join(req.Out, "hosts", name)
 	secretsFile := filepath.Join(hostDir, "secrets.yaml")
-	var secretsYAML []byte
-	secretsAction := flake.Unchanged
-	if _, err := os.Stat(secretsFile); errors.Is(err, fs.ErrNotExist) {
-		secretsAction = flake.Create
-	} else {
-		secretsAction = flake.Update
+	secretsYAML, err := os.ReadFile(secretsFile)
+	var secretsMode fs.FileMode
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && req.DryRun:
+		secretsYAML = []byte("# to be generated\n")
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return res, fmt.Errorf("read %s: %w", secretsFile, err)
 	}
-	secretsChanged := false
 	if key.PublicKey != "" && !req.DryRun {
 		id, err := key.Identity()
 		if err != nil {
 			return res, err
 		}
 		recipients := append([]string{key.Recipient}, p.Secrets.AdminRecipients...)
-		changed, err := secrets.EnsureSecretsFile(secretsFile, recipients, []age.Identity{id}, secretGenerators(p, keys))
+		out, mode, changed, err := secrets.SecretsFileContent(secretsFile, recipients, []age.Identity{id}, secretGenerators(p, keys))
 		if err != nil {
 			return res, fmt.Errorf("secrets of %s: %w", name, err)
 		}
-		secretsChanged = changed
 		if changed {
-			rep.Report(report.Event{Step: "keys", Message: "wrote " + secretsFile + " (" + strings.Join(secretSummary(p, keys), ", ") + ", encrypted to the host and the admins)"})
+			secretsYAML, secretsMode = out, mode
+			rep.Report(report.Event{Step: "keys", Message: "secrets for " + secretsFile + ": " + strings.Join(secretSummary(p, keys), ", ") + ", encrypted to the host and the admins"})
 		}
-	}
-	secretsYAML, err = os.ReadFile(secretsFile)
-	if errors.Is(err, fs.ErrNotExist) && req.DryRun {
-		secretsYAML = []byte("# to be generated\n")
-	} else if err != nil {
-		return res, fmt.Errorf("read %s: %w", secretsFile, err)
 	}
 
 	rules, err := sopsRules(req.Out, p)
@@ -225,16 +230,21 @@ func Flake(req FlakeRequest) (FlakeResult, error) {
 	if err != nil {
 		return res, err
 	}
-	if req.DryRun {
-		res.Changes, err = flake.Diff(req.Out, files)
-	} else {
-		res.Changes, err = flake.Write(req.Out, files)
-	}
-	// The secrets file was written above, by the secrets step: say so.
-	for i, c := range res.Changes {
-		if c.Path == "hosts/"+name+"/secrets.yaml" && (secretsChanged || (req.DryRun && secretsAction == flake.Create)) {
-			res.Changes[i].Action = secretsAction
+	for i := range files {
+		if files[i].Path == "hosts/"+name+"/secrets.yaml" {
+			files[i].Merged, files[i].Mode = true, secretsMode
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	if req.DryRun {
+		res.Changes, err = flake.Diff(req.Out, files, req.Write)
+		if err == nil {
+			err = flake.ForeignOf(req.Out, res.Changes)
+		}
+	} else {
+		res.Changes, err = flake.Write(ctx, req.Out, files, req.Write)
 	}
 	res.Plan, res.HostKey = p, key
 	return res, err

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/homestaker/homestaker/disk"
+	"github.com/homestaker/homestaker/flake"
 	"github.com/homestaker/homestaker/nixbuild"
 	"github.com/homestaker/homestaker/plan"
 	"github.com/homestaker/homestaker/report"
@@ -263,6 +264,7 @@ func KindOf(err error) Kind {
 	var e *Error
 	var refused *disk.RefusedError
 	var problems plan.Problems
+	var foreign *flake.ForeignError
 	switch {
 	case err == nil:
 		return KindFailed
@@ -270,7 +272,7 @@ func KindOf(err error) Kind {
 		return e.Kind
 	case errors.Is(err, context.Canceled):
 		return KindInterrupted
-	case errors.As(err, &refused):
+	case errors.As(err, &refused), errors.As(err, &foreign):
 		return KindRefused
 	case errors.As(err, &problems):
 		return KindInvalid

@@ -18,7 +18,9 @@ type Review struct {
 	// AnswersPath is the answers file (hosts/<name>/homestaker.json).
 	AnswersPath string
 	// Files are the flake's files with what writing them does ("create",
-	// "update", "unchanged", "keep").
+	// "update", "unchanged", "keep"; "foreign" for a file that is not
+	// homestaker's, "overwrite" for one with --force, "remove" for a stale
+	// temporary file).
 	Files []FileAction
 	// Keys are notes about keys (generated or kept).
 	Keys []string
@@ -44,6 +46,9 @@ type Review struct {
 	Blocker string
 	// Problem is set when the review itself failed (unreadable flake folder).
 	Problem string
+	// Refused says Problem is a safety refusal (exit 4): the flake folder
+	// holds files homestaker did not write, listed in Files as "foreign".
+	Refused bool
 }
 
 // FileAction is one file of the flake and what writing it does.
@@ -52,7 +57,8 @@ type FileAction struct {
 	Action string
 }
 
-var actionMark = map[string]string{"create": "+", "update": "~", "unchanged": "=", "keep": "="}
+var actionMark = map[string]string{"create": "+", "update": "~", "unchanged": "=", "keep": "=",
+	"foreign": "!", "overwrite": "!", "remove": "-"}
 
 // Text is the review as lines of text: colours mark the erased disk and
 // warnings, and the text reads the same without them.

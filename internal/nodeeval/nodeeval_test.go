@@ -212,7 +212,7 @@ func render(t *testing.T, out string, plans []plan.Plan, keys map[string]*valida
 		if k == nil {
 			k = &validator.Keys{}
 		}
-		res, err := steps.Flake(steps.FlakeRequest{Plan: p, Out: out, Private: private, Keys: k})
+		res, err := steps.Flake(context.Background(), steps.FlakeRequest{Plan: p, Out: out, Private: private, Keys: k})
 		if err != nil {
 			t.Fatalf("render %s: %v", p.Host.Name, err)
 		}

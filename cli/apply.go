@@ -183,6 +183,10 @@ func reportFailure(w io.Writer, cmd string, err error) {
 	case errors.As(err, &le):
 		fmt.Fprintf(w, "homestaker %s: %s failed: %v\n%s\n%s\n", cmd, le.Call, le.Err, le.Meaning, le.Fix)
 	default:
+		var se *steps.Error
+		if errors.As(err, &se) && se.Step == cmd {
+			err = se.Err // the command is the step: name it once
+		}
 		fmt.Fprintf(w, "homestaker %s: %v\n", cmd, err)
 	}
 }

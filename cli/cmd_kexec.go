@@ -17,6 +17,7 @@ import (
 
 	"github.com/homestaker/homestaker/boot"
 	"github.com/homestaker/homestaker/secrets"
+	"github.com/homestaker/homestaker/steps"
 )
 
 // detachedJumpArg is the hidden sub-mode the kexec command re-executes
@@ -124,7 +125,7 @@ func runKexecWith(ctx context.Context, env *cliEnv, args []string, deps kexecDep
 			fmt.Fprintf(env.stderr, "homestaker kexec: --known-hosts: %v\n", err)
 			return exitFailure
 		}
-		req.KnownHosts = firstKnownHostsLine(string(data))
+		req.KnownHosts = steps.FirstKnownHostsLine(string(data))
 		if _, _, err := boot.HostKeyFingerprint(req.KnownHosts); err != nil {
 			fmt.Fprintf(env.stderr, "homestaker kexec: %s: %v\n", *knownHosts, err)
 			return exitInvalid
@@ -138,90 +139,27 @@ func runKexecWith(ctx context.Context, env *cliEnv, args []string, deps kexecDep
 		req.KnownHosts = line
 	}
 
-	tmp, err := os.MkdirTemp("", "homestaker-kexec-")
-	if err != nil {
-		fmt.Fprintf(env.stderr, "homestaker kexec: %v\n", err)
-		return exitFailure
-	}
-	req.TempDir = tmp
-	keepTmp := *dryRun
-	defer func() {
-		if !keepTmp {
-			os.RemoveAll(tmp)
-		}
-	}()
-
-	k := deps.kexec
-	fmt.Fprintln(env.stdout, "Checks:")
-	pre, err := k.Preflight(ctx, req)
-	boot.WriteChecks(env.stdout, pre.Checks)
-	if err != nil {
-		fmt.Fprintf(env.stderr, "homestaker kexec: %v\n", err)
-		return exitFailure
-	}
-	if !pre.OK() {
-		var names []string
-		for _, c := range pre.Refused() {
-			names = append(names, c.Name)
-		}
-		fmt.Fprintf(env.stderr, "homestaker kexec: refused (%s); nothing was loaded\n", strings.Join(names, ", "))
-		return exitRefused
-	}
-
-	carry, err := k.PrepareCarry(req, pre)
-	if err != nil {
-		fmt.Fprintf(env.stderr, "homestaker kexec: %v\n", err)
-		return exitFailure
-	}
-	fmt.Fprintf(env.stdout, "Carry-over archive (%d bytes) appended to the initrd copy\n  %s\n", carry.ArchiveBytes, carry.Initrd)
-	for _, f := range carry.Files {
-		fmt.Fprintf(env.stdout, "  %-36s %5d bytes\n", f.Path, len(f.Data))
-	}
-	if *dryRun {
-		boot.WriteReconnect(env.stdout, pre.Carried, req.KnownHosts)
-		fmt.Fprintf(env.stdout, "Dry run: nothing was loaded. The initrd copy stays in\n  %s\n", tmp)
-		return exitOK
-	}
+	step := steps.KexecStep{Kexec: deps.kexec, StartJump: deps.startJump, Delay: *delay, DryRun: *dryRun, Request: &req}
 	if !*yes {
-		fmt.Fprint(env.stderr, "This ends the running system (and this SSH session) and boots the node\nfrom RAM. Type yes to go on: ")
-		line, err := bufio.NewReader(env.stdin).ReadString('\n')
-		if err != nil && !errors.Is(err, io.EOF) || strings.TrimSpace(line) != "yes" {
-			fmt.Fprintln(env.stderr, "\nhomestaker kexec: not confirmed; nothing was loaded (--yes skips this question)")
-			return exitRefused
+		step.Confirm = func() error {
+			fmt.Fprint(env.stderr, "This ends the running system (and this SSH session) and boots the node\nfrom RAM. Type yes to go on: ")
+			line, err := bufio.NewReader(env.stdin).ReadString('\n')
+			if err != nil && !errors.Is(err, io.EOF) || strings.TrimSpace(line) != "yes" {
+				return errors.New("not confirmed (--yes skips this question)")
+			}
+			return nil
 		}
 	}
-	method, err := k.Load(ctx, boot.KexecImage{Kernel: req.Image.Kernel, Initrd: carry.Initrd, Cmdline: req.Image.Cmdline})
-	if err != nil {
-		var le *boot.LoadError
-		if errors.As(err, &le) {
-			fmt.Fprintf(env.stderr, "homestaker kexec: %s failed: %v\n", le.Call, le.Err)
-			fmt.Fprintf(env.stderr, "%s\n%s\n", le.Meaning, le.Fix)
-		} else {
-			fmt.Fprintf(env.stderr, "homestaker kexec: %v\n", err)
-		}
-		return exitFailure
+	t := &steps.Target{}
+	if req.Plan != nil {
+		t.Plan = *req.Plan
 	}
-	// The kernel holds its own copy now; the file would only take RAM.
-	os.Remove(carry.Initrd)
-	fmt.Fprintf(env.stdout, "Loaded the node's kernel with %s.\n", method)
-	boot.WriteReconnect(env.stdout, pre.Carried, req.KnownHosts)
-	logPath, err := deps.startJump(*delay)
-	if err != nil {
-		fmt.Fprintf(env.stderr, "homestaker kexec: start the jump: %v; the kernel is loaded: 'kexec -e' starts it\n", err)
-		return exitFailure
+	pr := &eventPrinter{w: env.stdout, quiet: true}
+	if err := steps.Run(ctx, t, []steps.Step{step}, steps.Options{Emit: pr.emit}); err != nil {
+		reportFailure(env.stderr, "kexec", err)
+		return exitCode(err)
 	}
-	fmt.Fprintf(env.stdout, "Jumping in %s; this session will end. If the machine is still up\n10 s later, see %s.\n", *delay, logPath)
 	return exitOK
-}
-
-// firstKnownHostsLine returns the first line that is not blank or a comment.
-func firstKnownHostsLine(s string) string {
-	for _, line := range strings.Split(s, "\n") {
-		if t := strings.TrimSpace(line); t != "" && !strings.HasPrefix(t, "#") {
-			return t
-		}
-	}
-	return ""
 }
 
 // startDetachedJump re-executes homestaker in a new session with its input

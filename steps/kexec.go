@@ -26,11 +26,22 @@ type KexecStep struct {
 	// DryRun runs every check and builds the carry-over archive, and
 	// loads nothing.
 	DryRun bool
+	// Request, when set, is what to boot (kexec --kernel …, or a flake's
+	// build the command found); nil: the build of the target's host.
+	Request *boot.KexecRequest
+	// Confirm asks before the running system ends; an error stops the
+	// step (nil: confirmed at the review).
+	Confirm func() error
 }
 
 func (KexecStep) Name() string { return "kexec" }
 
-func (KexecStep) Title(t *Target) string { return "Boot " + t.Plan.Host.Name + " from RAM (kexec)" }
+func (KexecStep) Title(t *Target) string {
+	if t.Plan.Host.Name == "" {
+		return "Boot the node from RAM (kexec)"
+	}
+	return "Boot " + t.Plan.Host.Name + " from RAM (kexec)"
+}
 
 func (KexecStep) Describe(t *Target) []string {
 	return []string{"check this machine (root, kexec, Secure Boot, architecture, RAM, SSH keys, data disk), carry the network over, load the node's kernel and jump into it: this system and its SSH session end"}
@@ -74,20 +85,13 @@ func (w *lineWriter) flush() {
 func (k KexecStep) Apply(ctx context.Context, t *Target, s *Sink) error {
 	out := &lineWriter{s: s}
 	defer out.flush()
-	found, err := boot.FindKexecImage(ctx, t.FlakeDir, t.Plan.Host.Name)
-	if err != nil {
-		return err
-	}
-	p := t.Plan
-	req := boot.KexecRequest{Image: found.KexecImage, Plan: &p, PlanSource: found.AnswersPath}
-	if found.KnownHostsPath != "" {
-		if data, err := os.ReadFile(found.KnownHostsPath); err == nil {
-			req.KnownHosts = FirstKnownHostsLine(string(data))
-		}
-	}
-	if req.KnownHosts == "" && p.SSH.HostKey != "" {
-		if req.KnownHosts, err = secrets.KnownHostsLine(p.SSH.HostKey, p.Host.Name); err != nil {
-			return &Error{Kind: KindInvalid, Err: fmt.Errorf("ssh.hostKey: %w", err)}
+	var req boot.KexecRequest
+	if k.Request != nil {
+		req = *k.Request
+	} else {
+		var err error
+		if req, err = flakeKexecRequest(ctx, t, out); err != nil {
+			return err
 		}
 	}
 	tmp, err := os.MkdirTemp("", "homestaker-kexec-")
@@ -102,9 +106,8 @@ func (k KexecStep) Apply(ctx context.Context, t *Target, s *Sink) error {
 	if kx == nil {
 		kx = &boot.Kexec{}
 	}
-	fmt.Fprintf(out, "Booting host %s, built %s:\n  kernel  %s\n  initrd  %s\n  cmdline %s\n", p.Host.Name,
-		found.Manifest.BuiltAt.Format("2006-01-02 15:04 MST"), req.Image.Kernel, req.Image.Initrd, req.Image.Cmdline)
 	pre, err := kx.Preflight(ctx, req)
+	fmt.Fprintln(out, "Checks:")
 	boot.WriteChecks(out, pre.Checks)
 	if err != nil {
 		return err
@@ -120,11 +123,19 @@ func (k KexecStep) Apply(ctx context.Context, t *Target, s *Sink) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "Carry-over archive (%d bytes) appended to the initrd copy %s\n", carry.ArchiveBytes, carry.Initrd)
+	fmt.Fprintf(out, "Carry-over archive (%d bytes) appended to the initrd copy\n  %s\n", carry.ArchiveBytes, carry.Initrd)
+	for _, f := range carry.Files {
+		fmt.Fprintf(out, "  %-36s %5d bytes\n", f.Path, len(f.Data))
+	}
 	if k.DryRun {
 		boot.WriteReconnect(out, pre.Carried, req.KnownHosts)
-		fmt.Fprintf(out, "Dry run: nothing was loaded. The initrd copy stays in %s\n", tmp)
+		fmt.Fprintf(out, "Dry run: nothing was loaded. The initrd copy stays in\n  %s\n", tmp)
 		return nil
+	}
+	if k.Confirm != nil {
+		if err := k.Confirm(); err != nil {
+			return Refuse(fmt.Errorf("%v; nothing was loaded", err))
+		}
 	}
 	method, err := kx.Load(ctx, boot.KexecImage{Kernel: req.Image.Kernel, Initrd: carry.Initrd, Cmdline: req.Image.Cmdline})
 	if err != nil {
@@ -144,8 +155,32 @@ func (k KexecStep) Apply(ctx context.Context, t *Target, s *Sink) error {
 	if err != nil {
 		return fmt.Errorf("start the jump: %v; the kernel is loaded: 'kexec -e' starts it", err)
 	}
-	fmt.Fprintf(out, "Jumping in %s; this session will end. If the machine is still up 10 s later, see %s.\n", k.Delay, logPath)
+	fmt.Fprintf(out, "Jumping in %s; this session will end. If the machine is still up\n10 s later, see %s.\n", k.Delay, logPath)
 	return nil
+}
+
+// flakeKexecRequest is the kexec of the target's host as its last build
+// made it, with the host's answers and known_hosts line.
+func flakeKexecRequest(ctx context.Context, t *Target, out *lineWriter) (boot.KexecRequest, error) {
+	found, err := boot.FindKexecImage(ctx, t.FlakeDir, t.Plan.Host.Name)
+	if err != nil {
+		return boot.KexecRequest{}, err
+	}
+	p := t.Plan
+	req := boot.KexecRequest{Image: found.KexecImage, Plan: &p, PlanSource: found.AnswersPath}
+	if found.KnownHostsPath != "" {
+		if data, err := os.ReadFile(found.KnownHostsPath); err == nil {
+			req.KnownHosts = FirstKnownHostsLine(string(data))
+		}
+	}
+	if req.KnownHosts == "" && p.SSH.HostKey != "" {
+		if req.KnownHosts, err = secrets.KnownHostsLine(p.SSH.HostKey, p.Host.Name); err != nil {
+			return req, &Error{Kind: KindInvalid, Err: fmt.Errorf("ssh.hostKey: %w", err)}
+		}
+	}
+	fmt.Fprintf(out, "Booting host %s, built %s:\n  kernel  %s\n  initrd  %s\n  cmdline %s\n", p.Host.Name,
+		found.Manifest.BuiltAt.Format("2006-01-02 15:04 MST"), req.Image.Kernel, req.Image.Initrd, req.Image.Cmdline)
+	return req, nil
 }
 
 // FirstKnownHostsLine returns the first line that is not blank or a comment.

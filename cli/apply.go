@@ -10,11 +10,13 @@ import (
 	"sync"
 	"time"
 
+	tea "charm.land/bubbletea/v2"
 	"github.com/homestaker/homestaker/boot"
 	"github.com/homestaker/homestaker/nixbuild"
 	"github.com/homestaker/homestaker/plan"
 	"github.com/homestaker/homestaker/report"
 	"github.com/homestaker/homestaker/steps"
+	"github.com/homestaker/homestaker/ui"
 	"github.com/homestaker/homestaker/validator"
 )
 
@@ -116,6 +118,48 @@ func (p *eventPrinter) note(e steps.Event) {
 	}
 	msg = p.prefix + msg
 	fmt.Fprintln(p.w, msg)
+}
+
+// runSteps runs the steps and renders their events: the full-screen apply
+// view when the wizard may take the terminal (full), else the printer's
+// lines. After the view ends, its notes are printed as lines too, so what
+// the steps said (the reconnect instructions of a kexec, say) stays on the
+// screen.
+func runSteps(ctx context.Context, env *cliEnv, full bool, title string, t *steps.Target, list []steps.Step, pr *eventPrinter, o steps.Options) error {
+	if !full {
+		o.Emit = pr.emit
+		return steps.Run(ctx, t, list, o)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	m := ui.NewApplyModel(title, o.Now, cancel)
+	prog := tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(env.stdin), tea.WithOutput(env.stdout))
+	var mu sync.Mutex
+	var seen []steps.Event
+	o.Emit = func(e steps.Event) {
+		if e.Nix == nil {
+			mu.Lock()
+			seen = append(seen, e)
+			mu.Unlock()
+		}
+		prog.Send(ui.ApplyEventMsg{Event: e})
+	}
+	done := make(chan error, 1)
+	go func() {
+		err := steps.Run(runCtx, t, list, o)
+		prog.Send(ui.ApplyDoneMsg{Err: err})
+		done <- err
+	}()
+	if _, err := prog.Run(); err != nil && !errors.Is(err, tea.ErrProgramKilled) && !errors.Is(err, tea.ErrInterrupted) && ctx.Err() == nil {
+		fmt.Fprintf(env.stderr, "apply view stopped: %v; the apply goes on\n", err)
+	}
+	err := <-done
+	mu.Lock()
+	defer mu.Unlock()
+	for _, e := range seen {
+		pr.emit(e)
+	}
+	return err
 }
 
 // newTarget resolves, once, what the steps work on: the plan with the

@@ -41,6 +41,7 @@ type installFlags struct {
 	answers, out, private string
 	accessible, dryRun    bool
 	flakeOnly, yes        bool
+	json                  bool
 	force                 bool
 	confirm               string
 }
@@ -53,7 +54,7 @@ func runWizard(ctx context.Context, env *cliEnv) int {
 // runInstall is `homestaker install`: the wizard, or with --answers the same
 // flow without questions.
 func runInstall(ctx context.Context, env *cliEnv, args []string) int {
-	fs := newFlags(env, "install", "install [--answers FILE] [--out DIR] [--private DIR] [--accessible] [--dry-run] [--flake-only] [--force] [--yes --confirm-device DEV]")
+	fs := newFlags(env, "install", "install [--answers FILE] [--out DIR] [--private DIR] [--accessible] [--dry-run] [--flake-only] [--force] [--json] [--yes --confirm-device DEV]")
 	var f installFlags
 	fs.StringVar(&f.answers, "answers", "", "run without questions from this answers `file`")
 	fs.StringVar(&f.out, "out", "", "the flake `folder` (default: asked, ~/homestaker-flake)")
@@ -63,6 +64,7 @@ func runInstall(ctx context.Context, env *cliEnv, args []string) int {
 	fs.BoolVar(&f.flakeOnly, "flake-only", false, "write the flake and answers only; touch no disk")
 	fs.BoolVar(&f.yes, "yes", false, "do not ask (erasing the disk also needs --confirm-device)")
 	fs.StringVar(&f.confirm, "confirm-device", "", "the data disk to erase, named again, with --yes")
+	fs.BoolVar(&f.json, "json", false, "print the apply's events as JSON lines (one object per line)")
 	fs.BoolVar(&f.force, "force", false, "overwrite files in the flake folder that homestaker did not write or that were edited since (local.nix is never overwritten)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
@@ -559,8 +561,9 @@ func (s *session) apply(ctx context.Context, p plan.Plan, flakeDir string, outco
 			fmt.Fprintf(env.stdout, "Resuming the apply that stopped (journal %s).\n", steps.JournalPath(s.private))
 		}
 	}
-	pr := &eventPrinter{w: env.stdout}
-	err := steps.Run(ctx, t, list, steps.Options{Emit: pr.emit, Journal: j, Resume: resumed})
+	pr := &eventPrinter{w: env.stdout, json: s.flags.json}
+	view := interactive(env) && !s.flags.accessible && !s.flags.json
+	err := runSteps(ctx, env, view, "Applying "+p.Host.Name, t, list, pr, steps.Options{Journal: j, Resume: resumed})
 	if err != nil {
 		reportFailure(env.stderr, "install", err)
 		var se *steps.Error

@@ -342,9 +342,8 @@ func TestGoldenScreens(t *testing.T) {
 	m.w.A.SSHKeys = testKey
 	names := append(ScreenIDs(), "review", "confirm")
 	for i, name := range names {
-		m.goTo(i)
+		drain(m, m.goTo(i), 0)
 		m.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
-		drain(m, m.form.Init(), 0)
 		got := Plain(m.View())
 		lines := strings.Split(got, "\n")
 		if len(lines) > 24 {
@@ -378,8 +377,7 @@ func TestGoldenScreens(t *testing.T) {
 func TestConfirmNeedsTheDeviceTyped(t *testing.T) {
 	m := newModel(t)
 	n := len(ScreenIDs())
-	m.goTo(n)
-	drain(m, m.form.Init(), 0)
+	drain(m, m.goTo(n), 0)
 	press(t, m, enter) // "Apply" is first
 	if m.Screen() != n+1 {
 		t.Fatalf("Apply did not lead to the confirmation: screen %d", m.Screen())
@@ -394,8 +392,7 @@ func TestConfirmNeedsTheDeviceTyped(t *testing.T) {
 	if !strings.Contains(Plain(m.View()), "exactly") {
 		t.Errorf("no error for a wrong device:\n%s", Plain(m.View()))
 	}
-	m.goTo(n + 1)
-	drain(m, m.form.Init(), 0)
+	drain(m, m.goTo(n+1), 0)
 	for _, r := range "/dev/nvme1n1" {
 		press(t, m, tea.KeyPressMsg{Code: r, Text: string(r)})
 	}

@@ -343,7 +343,7 @@ func (m *Model) layout() {
 		used += lipgloss.Height(m.problem)
 	}
 	if m.idx == len(screenIDs) {
-		formH := 8
+		formH := len(m.choices()) + 3 // title, choices, help, a blank line
 		m.view.SetWidth(w)
 		m.view.SetContent(ansi.Wrap(m.rev.Text(), w, " /"))
 		m.view.SetHeight(max(3, m.height-used-formH))

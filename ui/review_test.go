@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -58,3 +59,24 @@ func TestReviewShowsEveryWarning(t *testing.T) {
 	}
 }
 
+
+// TestClientScreenShowsTheNetworksDiskSizes: on hoodi the clients are
+// labelled with hoodi's disk figures (Go Ethereum was ~1.3 TiB there).
+func TestClientScreenShowsTheNetworksDiskSizes(t *testing.T) {
+	w := newWizard(t, serverHardware(t))
+	w.A.Network = "hoodi"
+	geth, _ := w.Cat.Client("geth")
+	var label string
+	for _, o := range w.clients().Groups[0].Questions[0].Options {
+		if o.Value == "geth" {
+			label = o.Label
+		}
+	}
+	want := fmt.Sprintf("~%d GiB disk", geth.DiskFor(plan.Hoodi))
+	if !strings.Contains(label, want) || strings.Contains(label, "TiB") || !strings.Contains(label, w.Cat.TestnetDisk.AsOf) {
+		t.Errorf("geth on hoodi is labelled %q, want %q dated %s", label, want, w.Cat.TestnetDisk.AsOf)
+	}
+	if intro := w.clients().Intro; !strings.Contains(intro, "for hoodi") {
+		t.Errorf("the clients screen does not say whose disk figures: %q", intro)
+	}
+}

@@ -125,7 +125,7 @@ func (w *Wizard) hardware() Screen {
 	}
 	return Screen{
 		ID:    "hardware",
-		Title: "Hardware",
+		Title: "Hardware and network",
 		Intro: ram,
 		Groups: []Group{{Questions: []Question{
 			{
@@ -151,6 +151,9 @@ func (w *Wizard) hardware() Screen {
 				Str:      &w.A.Timezone,
 				Validate: plan.ValidateTimezone,
 			},
+			// The network comes before the clients: their disk figures
+			// are the network's.
+			{Title: "Network", Kind: Select, Options: w.networkOptions(), Str: &w.A.Network},
 		}}},
 		Done: func() {
 			// Clients and MEV-boost depend on the architecture: keep the
@@ -166,8 +169,32 @@ func (w *Wizard) hardware() Screen {
 				w.A.MevBoost = false
 			}
 			w.A.Format = formatFor(w.A.Format, w.A.board())
+			w.followNetwork()
 		},
 	}
+}
+
+// followNetwork sets the checkpoint and relays for the network unless the
+// user typed their own for it.
+func (w *Wizard) followNetwork() {
+	if !w.knownCheckpoint(w.A.CheckpointURL, w.A.Network) {
+		if w.isAnyNetworkCheckpoint(w.A.CheckpointURL) || w.A.CheckpointURL == "" {
+			w.A.CheckpointURL = firstCheckpoint(w.Cat, w.A.Network)
+		}
+	}
+	all := networkRelays(w.Cat, w.A.Network)
+	var keep []string
+	for _, r := range w.A.Relays {
+		for _, x := range all {
+			if r == x {
+				keep = append(keep, r)
+			}
+		}
+	}
+	if len(keep) == 0 {
+		keep = all
+	}
+	w.A.Relays = keep
 }
 
 // ramFeedback warns when the machine's RAM is below what the network needs.
@@ -197,7 +224,8 @@ func (w *Wizard) clientOptions(kind plan.Kind) []Option {
 		opts[0].Label = "Pick for me (clients that fit a Pi's RAM)"
 	}
 	for _, c := range w.Cat.ClientsFor(kind, w.A.arch()) {
-		label := fmt.Sprintf("%-10s ~%s disk, %d GiB RAM (%s)", c.Title, diskText(c.DiskGiB), c.RAMGiB, c.AsOf)
+		net := plan.Network(w.A.Network)
+		label := fmt.Sprintf("%-10s ~%s disk, %d GiB RAM (%s)", c.Title, diskText(c.DiskFor(net)), c.RAMGiB, w.Cat.DiskAsOf(c, net))
 		if c.Supermajority {
 			label += " !"
 		}
@@ -248,16 +276,15 @@ func (w *Wizard) clientFeedback(name string) string {
 }
 
 func (w *Wizard) clients() Screen {
-	intro := "Only clients that run on " + string(w.A.arch()) + " are listed. ! = supermajority client."
+	intro := "Only clients that run on " + string(w.A.arch()) + " are listed; disk figures are for " + w.A.Network + ".\n! = supermajority client."
 	if w.A.Hardware == hwRPi4 {
 		intro += "\nA Raspberry Pi 4 is for testnets: mainnet needs far more RAM."
 	}
 	return Screen{
 		ID:    "clients",
-		Title: "Network and clients",
+		Title: "Clients",
 		Intro: intro,
 		Groups: []Group{{Questions: []Question{
-			{Title: "Network", Kind: Select, Options: w.networkOptions(), Str: &w.A.Network},
 			{Title: "Execution client", Kind: Select, Options: w.clientOptions(plan.Execution), Str: &w.A.Execution, Feedback: w.clientFeedback},
 			{Title: "Consensus client", Kind: Select, Options: w.clientOptions(plan.Consensus), Str: &w.A.Consensus, Feedback: w.clientFeedback},
 		}}},
@@ -275,26 +302,6 @@ func (w *Wizard) clients() Screen {
 				}
 				w.Picked += "consensus client " + w.A.Consensus
 			}
-			// The checkpoint and relays follow the network unless the user
-			// typed their own for it.
-			if !w.knownCheckpoint(w.A.CheckpointURL, w.A.Network) {
-				if w.isAnyNetworkCheckpoint(w.A.CheckpointURL) || w.A.CheckpointURL == "" {
-					w.A.CheckpointURL = firstCheckpoint(w.Cat, w.A.Network)
-				}
-			}
-			all := networkRelays(w.Cat, w.A.Network)
-			var keep []string
-			for _, r := range w.A.Relays {
-				for _, x := range all {
-					if r == x {
-						keep = append(keep, r)
-					}
-				}
-			}
-			if len(keep) == 0 {
-				keep = all
-			}
-			w.A.Relays = keep
 		},
 	}
 }

@@ -131,7 +131,7 @@ func TestLinesBackAndInputEnd(t *testing.T) {
 	hw := serverHardware(t)
 	w := newWizard(t, hw)
 	// Go to the clients, back to the hardware, rename, then the input ends.
-	script := "\n1\nnode7\nUTC\n:back\n1\nnode8\n\n"
+	script := "\n1\nnode7\nUTC\n1\n:back\n1\nnode8\n\n"
 	var out bytes.Buffer
 	err := NewLines(oneByte{strings.NewReader(script)}, &out).RunScreens(w, 0)
 	if !errors.Is(err, ErrInputEnded) {

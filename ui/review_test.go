@@ -59,7 +59,6 @@ func TestReviewShowsEveryWarning(t *testing.T) {
 	}
 }
 
-
 // TestClientScreenShowsTheNetworksDiskSizes: on hoodi the clients are
 // labelled with hoodi's disk figures (Go Ethereum was ~1.3 TiB there).
 func TestClientScreenShowsTheNetworksDiskSizes(t *testing.T) {

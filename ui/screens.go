@@ -85,8 +85,9 @@ type Wizard struct {
 	PrivateDir string
 	// Rand returns an int in [0, n) for "pick for me".
 	Rand func(n int) int
-	// Picked says which clients "pick for me" chose, for the next screen.
-	Picked string
+	// Picked says which clients "pick for me" chose, for the next screen,
+	// and PickWarning why they do not fit the node's RAM, if they do not.
+	Picked, PickWarning string
 }
 
 // Screen IDs, in order.
@@ -221,7 +222,7 @@ func (w *Wizard) ramFeedback(choice string) string {
 func (w *Wizard) clientOptions(kind plan.Kind) []Option {
 	opts := []Option{{"Pick for me (favours minority clients)", pickForMe}}
 	if w.A.board() == plan.BoardRPi4 {
-		opts[0].Label = "Pick for me (clients that fit a Pi's RAM)"
+		opts[0].Label = "Pick for me (the lightest clients, for a Pi's RAM)"
 	}
 	for _, c := range w.Cat.ClientsFor(kind, w.A.arch()) {
 		net := plan.Network(w.A.Network)
@@ -254,9 +255,9 @@ func (w *Wizard) networkOptions() []Option {
 func (w *Wizard) clientFeedback(name string) string {
 	if name == pickForMe {
 		if w.A.board() == plan.BoardRPi4 {
-			return "The lightest clients (a Pi 4 has at most 8 GiB), favouring minority clients."
+			return "The lightest clients, for a Pi's RAM (at most 8 GiB), favouring minority clients."
 		}
-		return "A random client that is not a supermajority client, for diversity."
+		return "A random minority client, for diversity, of a pair that fits the node's RAM."
 	}
 	c, ok := w.Cat.Client(name)
 	if !ok {
@@ -289,19 +290,8 @@ func (w *Wizard) clients() Screen {
 			{Title: "Consensus client", Kind: Select, Options: w.clientOptions(plan.Consensus), Str: &w.A.Consensus, Feedback: w.clientFeedback},
 		}}},
 		Done: func() {
-			w.Picked = ""
-			arch := w.A.arch()
-			if w.A.Execution == pickForMe {
-				w.A.Execution = pickClientFor(w.Cat, plan.Execution, arch, w.A.board(), false, w.rand)
-				w.Picked = "execution client " + w.A.Execution
-			}
-			if w.A.Consensus == pickForMe {
-				w.A.Consensus = pickClientFor(w.Cat, plan.Consensus, arch, w.A.board(), w.A.Validator, w.rand)
-				if w.Picked != "" {
-					w.Picked += ", "
-				}
-				w.Picked += "consensus client " + w.A.Consensus
-			}
+			w.Picked, w.PickWarning = "", ""
+			w.PickWarning = w.pickClients()
 		},
 	}
 }
@@ -370,6 +360,9 @@ func (w *Wizard) validator() Screen {
 	intro := ""
 	if w.Picked != "" {
 		intro = "Picked for you: " + w.Picked + ".\n"
+	}
+	if w.PickWarning != "" {
+		intro += w.PickWarning + "\n"
 	}
 	if !mev {
 		intro += "MEV-boost is not built for " + string(w.A.arch()) + ", so it is not offered."

@@ -156,18 +156,24 @@ func TestTekuWithValidatorIsCaughtOnTheValidatorScreen(t *testing.T) {
 }
 
 func TestPickForMeAvoidsSupermajority(t *testing.T) {
-	cat := plan.MustCatalogue()
-	for _, arch := range []plan.Arch{plan.ArchX86_64, plan.ArchAarch64} {
-		for _, kind := range []plan.Kind{plan.Execution, plan.Consensus} {
-			n := len(cat.ClientsFor(kind, arch))
-			for i := 0; i < n; i++ {
-				name := pickClient(cat, kind, arch, true, func(m int) int { return i % m })
-				c, ok := cat.Client(name)
-				if !ok || !c.RunsOn(arch) || c.Supermajority {
-					t.Errorf("%s/%s pick %d = %q", arch, kind, i, name)
+	for _, hw := range []Hardware{
+		{Arch: plan.ArchX86_64, Board: plan.BoardGeneric, MemoryBytes: 64 << 30},
+		{Arch: plan.ArchX86_64, Board: plan.BoardGeneric}, // RAM unknown: nothing ruled out
+	} {
+		for i := 0; i < 12; i++ {
+			w := newWizard(t, hw)
+			w.Rand = func(m int) int { return i % m }
+			w.A.Execution, w.A.Consensus = pickForMe, pickForMe
+			if warning := w.pickClients(); warning != "" {
+				t.Errorf("%s, %d GiB: %s", hw.Arch, hw.MemoryBytes>>30, warning)
+			}
+			for _, name := range []string{w.A.Execution, w.A.Consensus} {
+				c, ok := w.Cat.Client(name)
+				if !ok || !c.RunsOn(hw.Arch) || c.Supermajority {
+					t.Errorf("%s pick %d = %q", hw.Arch, i, name)
 				}
-				if kind == plan.Consensus && c.ValidatorModule == "" {
-					t.Errorf("%s pick %q has no validator module", arch, name)
+				if c.Kind == plan.Consensus && c.ValidatorModule == "" {
+					t.Errorf("%s pick %q has no validator module", hw.Arch, name)
 				}
 			}
 		}

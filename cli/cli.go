@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
+	"strings"
 )
 
 // Exit codes are part of the command-line contract (README, "Exit codes").
@@ -72,6 +74,11 @@ func run(ctx context.Context, env *cliEnv, args []string) int {
 		usage(env.stdout)
 		return exitOK
 	}
+	if name == "--version" || name == "version" {
+		info, ok := debug.ReadBuildInfo()
+		fmt.Fprintln(env.stdout, versionText(info, ok))
+		return exitOK
+	}
 	for _, c := range commands() {
 		if c.name == name {
 			code := c.run(ctx, env, args[1:])
@@ -86,6 +93,44 @@ func run(ctx context.Context, env *cliEnv, args []string) int {
 	return exitUsage
 }
 
+// versionText is `homestaker --version`: the module version and the VCS
+// revision the binary was built from, "devel" when the build recorded none.
+func versionText(info *debug.BuildInfo, ok bool) string {
+	version := "devel"
+	if ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
+		version = info.Main.Version
+	}
+	var rev, at string
+	modified := false
+	if ok {
+		for _, s := range info.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.time":
+				at = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+	}
+	var details []string
+	if rev != "" {
+		c := "commit " + rev[:min(7, len(rev))]
+		if modified {
+			c += " with local changes"
+		}
+		details = append(details, c)
+	}
+	if len(at) >= 10 {
+		details = append(details, at[:10])
+	}
+	if len(details) == 0 {
+		return "homestaker " + version
+	}
+	return "homestaker " + version + " (" + strings.Join(details, ", ") + ")"
+}
+
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: homestaker <command> [flags]")
 	fmt.Fprintln(w)
@@ -94,5 +139,5 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Run 'homestaker <command> --help' for a command's flags.")
+	fmt.Fprintln(w, "Run 'homestaker <command> --help' for a command's flags, 'homestaker --version' for the version.")
 }

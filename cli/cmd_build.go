@@ -117,7 +117,7 @@ func runBuildWith(ctx context.Context, env *cliEnv, args []string, deps buildDep
 	target, err := nixbuild.ReadBuildTarget(positional[0], *host)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "homestaker build: %v\n", err)
-		return exitFailure
+		return targetExit(err)
 	}
 	p := buildPlan(target)
 	cat, err := plan.LoadCatalogue()
@@ -254,4 +254,14 @@ func writeEvalFailure(w io.Writer, ee *nixbuild.EvalError) {
 		fmt.Fprintf(w, "  %s\n", l)
 	}
 	fmt.Fprintf(w, "See the whole trace with: %s\n", ee.ShowTraceCommand())
+}
+
+// targetExit is the exit status when the host to work on cannot be found:
+// a flake with several hosts and no --host is a wrong argument.
+func targetExit(err error) int {
+	var several *nixbuild.SeveralHostsError
+	if errors.As(err, &several) {
+		return exitUsage
+	}
+	return exitFailure
 }

@@ -65,6 +65,18 @@ func TestBuildCommandUsage(t *testing.T) {
 		!strings.Contains(stderr.String(), "no flake.nix") {
 		t.Errorf("empty folder: exit %d: %s", code, stderr)
 	}
+	// Several hosts and no --host: a wrong argument (README, exit codes).
+	two := t.TempDir()
+	for _, f := range []string{"flake.nix", "hosts/a/homestaker.json", "hosts/b/homestaker.json"} {
+		os.MkdirAll(filepath.Dir(filepath.Join(two, f)), 0o755)
+		os.WriteFile(filepath.Join(two, f), []byte("{}"), 0o644)
+	}
+	for _, run := range []func(context.Context, *cliEnv, []string) int{runBuild, runKexec} {
+		env, _, stderr := testEnv(nil)
+		if code := run(context.Background(), env, []string{two}); code != exitUsage || !strings.Contains(stderr.String(), "choose one with --host") {
+			t.Errorf("several hosts: exit %d, want %d: %s", code, exitUsage, stderr)
+		}
+	}
 }
 
 func TestBuildCommandWithoutNix(t *testing.T) {

@@ -35,6 +35,12 @@ import (
 // the answers so far are kept as a draft.
 const exitHangup = 129
 
+// exitInputEnded is the exit status when the wizard's input ends before
+// every question is answered (no terminal, nothing piped in): the wizard
+// was started without what it needs, so it is a usage error, not a
+// problem of an answers file.
+const exitInputEnded = exitUsage
+
 // installFlags are the flags of `homestaker install` (and of the bare
 // `homestaker`, which takes none).
 type installFlags struct {
@@ -335,7 +341,7 @@ func (s *session) askResume(ctx context.Context, full bool, lines *ui.Lines, d d
 }
 
 // withContext runs a blocking prompt, returning exitInterrupt when ctx ends
-// (Ctrl-C) and exitInvalid when the input ends first.
+// (Ctrl-C) and exitInputEnded when the input ends first.
 func withContext[T any](ctx context.Context, f func() (T, error)) (T, int) {
 	type result struct {
 		v   T
@@ -356,7 +362,7 @@ func withContext[T any](ctx context.Context, f func() (T, error)) (T, int) {
 			if errors.Is(r.err, ui.ErrQuit) {
 				return zero, exitOK
 			}
-			return zero, exitInvalid
+			return zero, exitInputEnded
 		}
 		return r.v, -1
 	}
@@ -369,9 +375,9 @@ func (s *session) lineWizard(ctx context.Context, w *ui.Wizard, lines *ui.Lines,
 		_, code := withContext(ctx, func() (struct{}, error) {
 			return struct{}{}, lines.RunScreens(w, start)
 		})
-		if code == exitInvalid {
-			fmt.Fprintf(env.stderr, "homestaker: %v; nothing was written\n", ui.ErrInputEnded)
-			return 0, ui.Review{}, exitInvalid
+		if code == exitInputEnded {
+			fmt.Fprintf(env.stderr, "homestaker: %v; nothing was written (answer on a terminal, or run without questions: homestaker install --answers FILE)\n", ui.ErrInputEnded)
+			return 0, ui.Review{}, exitInputEnded
 		}
 		if code >= 0 {
 			fmt.Fprintln(env.stderr, "\nInterrupted: nothing was written.")

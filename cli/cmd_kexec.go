@@ -95,7 +95,7 @@ func runKexecWith(ctx context.Context, env *cliEnv, args []string, deps kexecDep
 		found, err := boot.FindKexecImage(ctx, positional[0], *host)
 		if err != nil {
 			fmt.Fprintf(env.stderr, "homestaker kexec: %v\n", err)
-			return exitFailure
+			return targetExit(err)
 		}
 		req.Image = found.KexecImage
 		hostName = found.Target.Host

@@ -81,7 +81,7 @@ func TestWizardLinesWithoutTTY(t *testing.T) {
 	// The input ending early is an error that writes nothing.
 	home2 := t.TempDir()
 	code, _, stderr = runInstallCLI(t, home2, "\n1\n")
-	if code != exitInvalid || !strings.Contains(stderr, "input ended") {
+	if code != exitUsage || !strings.Contains(stderr, "input ended") || !strings.Contains(stderr, "--answers FILE") {
 		t.Errorf("short input: exit %d: %s", code, stderr)
 	}
 	if entries, _ := os.ReadDir(home2); len(entries) != 0 {

@@ -40,6 +40,17 @@ type hostPlanFile struct {
 	} `json:"host"`
 }
 
+// SeveralHostsError is ReadBuildTarget's answer when the flake has several
+// hosts and none was named: the command's arguments must choose one.
+type SeveralHostsError struct {
+	Dir   string
+	Hosts []string
+}
+
+func (e *SeveralHostsError) Error() string {
+	return fmt.Sprintf("%s has several hosts (%s): choose one with --host", e.Dir, strings.Join(e.Hosts, ", "))
+}
+
 // ReadBuildTarget finds what to build in the flake at dir: the host named
 // host, or the only host when host is "". The format and architecture come
 // from hosts/<host>/homestaker.json (a kexec tree when it says nothing).
@@ -63,8 +74,7 @@ func ReadBuildTarget(dir, host string) (BuildTarget, error) {
 		case 1:
 			host = hosts[0]
 		default:
-			return BuildTarget{}, fmt.Errorf("%s has several hosts (%s): choose one with --host",
-				abs, strings.Join(hosts, ", "))
+			return BuildTarget{}, &SeveralHostsError{Dir: abs, Hosts: hosts}
 		}
 	}
 	if !hostNamePattern.MatchString(host) {

@@ -37,12 +37,18 @@ type Client struct {
 	Supermajority bool   `json:"supermajority,omitempty"`
 	// MinRAMGiB is the RAM below which other tools refuse to run the client.
 	MinRAMGiB int `json:"minRamGiB,omitempty"`
-	// DiskGiB and RAMGiB are typical mainnet needs.
-	DiskGiB int    `json:"diskGiB"`
-	RAMGiB  int    `json:"ramGiB"`
-	AsOf    string `json:"asOf"`
-	Source  string `json:"source"`
+	// DiskGiB is the synced database per network (DiskFor); RAMGiB the
+	// typical RAM. AsOf and Source date the mainnet figures, the
+	// catalogue's TestnetDisk the testnet ones.
+	DiskGiB map[Network]int `json:"diskGiB"`
+	RAMGiB  int             `json:"ramGiB"`
+	AsOf    string          `json:"asOf"`
+	Source  string          `json:"source"`
 }
+
+// DiskFor is the client's synced database on network n in GiB, 0 when the
+// catalogue has no figure for it.
+func (c Client) DiskFor(n Network) int { return c.DiskGiB[n] }
 
 // Ports are TCP and UDP port numbers.
 type Ports struct {
@@ -90,6 +96,12 @@ type Relay struct {
 type Catalogue struct {
 	Clients  []Client
 	Networks map[Network]NetworkInfo
+	// TestnetDisk dates the testnets' disk figures and says where they
+	// come from.
+	TestnetDisk struct {
+		AsOf   string
+		Source string
+	}
 	MevBoost struct {
 		Module  string `json:"module"`
 		Package string `json:"package"`
@@ -103,9 +115,11 @@ type Catalogue struct {
 // data is broken, which the tests rule out.
 func LoadCatalogue() (*Catalogue, error) {
 	var raw struct {
-		Clients  []Client                `json:"clients"`
-		MevBoost json.RawMessage         `json:"mevBoost"`
-		Networks map[Network]NetworkInfo `json:"networks"`
+		TestnetDiskAsOf   string                  `json:"testnetDiskAsOf"`
+		TestnetDiskSource string                  `json:"testnetDiskSource"`
+		Clients           []Client                `json:"clients"`
+		MevBoost          json.RawMessage         `json:"mevBoost"`
+		Networks          map[Network]NetworkInfo `json:"networks"`
 	}
 	if err := json.Unmarshal(assets.Catalogue, &raw); err != nil {
 		return nil, fmt.Errorf("embedded catalogue.json: %w", err)
@@ -122,6 +136,7 @@ func LoadCatalogue() (*Catalogue, error) {
 		return nil, fmt.Errorf("embedded networks.json: %w", err)
 	}
 	c := &Catalogue{Clients: raw.Clients, Networks: map[Network]NetworkInfo{}}
+	c.TestnetDisk.AsOf, c.TestnetDisk.Source = raw.TestnetDiskAsOf, raw.TestnetDiskSource
 	if err := json.Unmarshal(raw.MevBoost, &c.MevBoost); err != nil {
 		return nil, fmt.Errorf("embedded catalogue.json mevBoost: %w", err)
 	}
@@ -187,6 +202,14 @@ func (c *Catalogue) MevBoostRunsOn(a Arch) bool {
 		}
 	}
 	return false
+}
+
+// DiskAsOf is the date of the disk figures for network n.
+func (c *Catalogue) DiskAsOf(cl Client, n Network) string {
+	if n == Mainnet {
+		return cl.AsOf
+	}
+	return c.TestnetDisk.AsOf
 }
 
 // NetworkNames lists the offered networks, mainnet first.

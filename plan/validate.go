@@ -136,7 +136,7 @@ func (p Plan) Validate(c *Catalogue) Result {
 		warns.add("host.board", "a Raspberry Pi 4 (at most 8 GB RAM) cannot keep up with mainnet; use it for a testnet or as an experiment")
 	}
 	if netOK {
-		p.resourceWarnings(&warns, info, el, cl)
+		p.resourceWarnings(c, &warns, info, el, cl)
 		p.boardRAMWarnings(c, &warns, el, cl)
 		if el != nil && el.Supermajority && e.Network == Mainnet {
 			warns.add("ethereum.execution", "%s runs on a large share of the network (as of %s); a bug in a supermajority client can cost its stakers dearly: consider a minority client", el.Title, el.AsOf)
@@ -169,7 +169,7 @@ func (p Plan) client(c *Catalogue, errs *Problems, path, name string, kind Kind,
 	return &cl
 }
 
-func (p Plan) resourceWarnings(warns *Problems, info NetworkInfo, el, cl *Client) {
+func (p Plan) resourceWarnings(c *Catalogue, warns *Problems, info NetworkInfo, el, cl *Client) {
 	if ram, _ := p.NodeMemory(); ram > 0 {
 		need := info.MinRAMGiB
 		if p.Ethereum.Validator.Enable && info.ValidatorRAMGiB > need {
@@ -187,7 +187,7 @@ func (p Plan) resourceWarnings(warns *Problems, info NetworkInfo, el, cl *Client
 		need := info.MinDiskGiB
 		have := float64(size) / gib
 		if have < float64(need) {
-			warns.add("disk.sizeBytes", "the %.0f GiB disk is below the %d GiB recommended for %s with room to grow (%s: ~%d GiB, %s: ~%d GiB, as of %s)", have, need, info.Title, el.Title, el.DiskGiB, cl.Title, cl.DiskGiB, el.AsOf)
+			warns.add("disk.sizeBytes", "the %.0f GiB disk is below the %d GiB recommended for %s with room to grow (%s: ~%d GiB, %s: ~%d GiB on %s, as of %s)", have, need, info.Title, el.Title, el.DiskFor(info.Name), cl.Title, cl.DiskFor(info.Name), info.Name, c.DiskAsOf(*el, info.Name))
 		}
 	}
 }

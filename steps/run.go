@@ -265,6 +265,7 @@ func KindOf(err error) Kind {
 	var refused *disk.RefusedError
 	var problems plan.Problems
 	var foreign *flake.ForeignError
+	var several *nixbuild.SeveralHostsError
 	switch {
 	case err == nil:
 		return KindFailed
@@ -276,6 +277,8 @@ func KindOf(err error) Kind {
 		return KindRefused
 	case errors.As(err, &problems):
 		return KindInvalid
+	case errors.As(err, &several):
+		return KindUsage
 	}
 	return KindFailed
 }

@@ -327,26 +327,6 @@ func recommended(cat *plan.Catalogue, kind plan.Kind, arch plan.Arch) string {
 	return ""
 }
 
-// pickClient chooses a client for "pick for me": at random among the
-// clients that run on the architecture and are not a supermajority client,
-// so the network stays diverse. rnd returns an int in [0, n).
-func pickClient(cat *plan.Catalogue, kind plan.Kind, arch plan.Arch, validator bool, rnd func(n int) int) string {
-	var pool []string
-	for _, c := range cat.ClientsFor(kind, arch) {
-		if c.Supermajority {
-			continue
-		}
-		if kind == plan.Consensus && validator && c.ValidatorModule == "" {
-			continue
-		}
-		pool = append(pool, c.Name)
-	}
-	if len(pool) == 0 {
-		return recommended(cat, kind, arch)
-	}
-	return pool[rnd(len(pool))]
-}
-
 // ReadAuthorizedKeys reads the public keys of an authorized_keys file,
 // keeping only lines that are valid keys. A missing file is no keys.
 func ReadAuthorizedKeys(path string) []string {

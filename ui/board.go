@@ -29,33 +29,6 @@ func formatFor(format string, board plan.Board) string {
 	return formatOptions(board)[0].Value
 }
 
-// pickClientFor is "pick for me" for a board: on a Raspberry Pi 4 only the
-// lightest clients fit its RAM (plan.Catalogue.LightestClients: geth or
-// reth, with nimbus), and among those the minority clients are favoured
-// as everywhere.
-func pickClientFor(cat *plan.Catalogue, kind plan.Kind, arch plan.Arch, board plan.Board, validator bool, rnd func(n int) int) string {
-	if board != plan.BoardRPi4 {
-		return pickClient(cat, kind, arch, validator, rnd)
-	}
-	var pool, minority []string
-	for _, c := range cat.LightestClients(kind, arch) {
-		if kind == plan.Consensus && validator && c.ValidatorModule == "" {
-			continue
-		}
-		pool = append(pool, c.Name)
-		if !c.Supermajority {
-			minority = append(minority, c.Name)
-		}
-	}
-	if len(minority) > 0 {
-		pool = minority
-	}
-	if len(pool) == 0 {
-		return pickClient(cat, kind, arch, validator, rnd)
-	}
-	return pool[rnd(len(pool))]
-}
-
 // recommendedFor is the default client of a kind for a board: on a
 // Raspberry Pi 4 the first minority client among the lightest, elsewhere
 // the first minority client that runs on the architecture.

@@ -1,38 +1,76 @@
 package ui
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/homestaker/homestaker/plan"
 )
 
-// TestPiPicksClientsThatFit: "pick for me" and the defaults on a Pi choose
-// only the lightest clients (reth or geth, with nimbus), never prysm.
-func TestPiPicksClientsThatFit(t *testing.T) {
+// TestPickForMeFitsTheRAM: "pick for me" picks only pairs whose RAM fits
+// the node; where none fits (a Pi 4: at most 8 GiB, and the lightest pair
+// needs 12) it picks the lightest pair, never prysm, and says so.
+func TestPickForMeFitsTheRAM(t *testing.T) {
 	cat := plan.MustCatalogue()
-	seen := map[string]bool{}
+	ramOf := func(names ...string) int {
+		n := 0
+		for _, name := range names {
+			c, _ := cat.Client(name)
+			n += c.RAMGiB
+		}
+		return n
+	}
+	for _, hw := range []Hardware{
+		{Arch: plan.ArchX86_64, Board: plan.BoardGeneric, MemoryBytes: 16 << 30},
+		{Arch: plan.ArchX86_64, Board: plan.BoardGeneric, MemoryBytes: 12 << 30},
+	} {
+		for i := 0; i < 16; i++ {
+			w := newWizard(t, hw)
+			w.Rand = func(n int) int { return i % n }
+			w.A.Execution, w.A.Consensus = pickForMe, pickForMe
+			if warning := w.pickClients(); warning != "" {
+				t.Errorf("%s %d GiB: %s", hw.Arch, hw.MemoryBytes>>30, warning)
+			}
+			if need := ramOf(w.A.Execution, w.A.Consensus); uint64(need)<<30 > hw.MemoryBytes {
+				t.Errorf("%s %d GiB: picked %s + %s (%d GiB)", hw.Arch, hw.MemoryBytes>>30, w.A.Execution, w.A.Consensus, need)
+			}
+			el, _ := cat.Client(w.A.Execution)
+			if uint64(el.MinRAMGiB)<<30 > hw.MemoryBytes {
+				t.Errorf("%d GiB: picked %s, which needs %d GiB", hw.MemoryBytes>>30, el.Name, el.MinRAMGiB)
+			}
+		}
+	}
+	// Only the consensus client left to pick: it fits beside the chosen one.
+	w := newWizard(t, Hardware{Arch: plan.ArchX86_64, Board: plan.BoardGeneric, MemoryBytes: 16 << 30})
+	w.A.Execution, w.A.Consensus = "nethermind", pickForMe
+	for i := 0; i < 4; i++ {
+		w.Rand = func(n int) int { return i % n }
+		w.A.Consensus = pickForMe
+		if w.pickClients(); w.A.Consensus != "nimbus" {
+			t.Errorf("beside nethermind (10 GiB) on 16 GiB: %s", w.A.Consensus)
+		}
+	}
+
+	// The Raspberry Pi 4 of the newcomer's run (it got reth + prysm).
 	for i := 0; i < 8; i++ {
-		rnd := func(n int) int { return i % n }
-		for _, v := range []bool{false, true} {
-			seen[pickClientFor(cat, plan.Execution, plan.ArchAarch64, plan.BoardRPi4, v, rnd)] = true
-			seen[pickClientFor(cat, plan.Consensus, plan.ArchAarch64, plan.BoardRPi4, v, rnd)] = true
+		w := newWizard(t, Hardware{Arch: plan.ArchAarch64, Board: plan.BoardRPi4, MemoryBytes: 8 << 30})
+		w.Rand = func(n int) int { return i % n }
+		w.A.Execution, w.A.Consensus = pickForMe, pickForMe
+		w.clients().Done()
+		warning := w.PickWarning
+		if w.A.Execution != "reth" || w.A.Consensus != "nimbus" {
+			t.Errorf("pick for me on a Pi chose %s + %s, want the lightest minority pair reth + nimbus", w.A.Execution, w.A.Consensus)
 		}
-	}
-	for name := range seen {
-		if name != "reth" && name != "geth" && name != "nimbus" {
-			t.Errorf("pick for me on a Pi chose %s", name)
+		if !strings.Contains(warning, "No pair of clients fits") || !strings.Contains(warning, "8 GiB") {
+			t.Errorf("no warning that nothing fits a Pi: %q", warning)
 		}
-	}
-	if !seen["nimbus"] {
-		t.Errorf("pick for me on a Pi never chose nimbus: %v", seen)
+		if !strings.Contains(w.validator().Intro, warning) {
+			t.Errorf("the next screen does not show the warning:\n%s", w.validator().Intro)
+		}
 	}
 	a := DefaultAnswers(Hardware{Arch: plan.ArchAarch64, Board: plan.BoardRPi4, MemoryBytes: 8 << 30}, cat, "/home/x")
 	if a.Execution != "reth" || a.Consensus != "nimbus" || a.Format != string(plan.FormatSD) {
 		t.Errorf("a Pi's defaults: %s + %s, format %s; want reth + nimbus, sd", a.Execution, a.Consensus, a.Format)
-	}
-	// On a PC nothing changes: minority clients, any RAM.
-	if got := pickClientFor(cat, plan.Consensus, plan.ArchX86_64, plan.BoardGeneric, true, func(int) int { return 0 }); got == "lighthouse" {
-		t.Errorf("pick for me on a PC chose the supermajority client")
 	}
 }
 

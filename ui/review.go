@@ -39,7 +39,8 @@ type Review struct {
 	// RAM says how the node's RAM divides between the system, which lives
 	// in RAM, and the clients ("" when the RAM is unknown).
 	RAM string
-	// Warnings are the plan's warnings.
+	// Warnings are every warning of the plan (plan.Plan.Validate, and
+	// the validator keys' check): what `homestaker validate` prints.
 	Warnings []plan.Problem
 	// Blocker, when set, is why the whole plan cannot be applied here
 	// (for example no Nix to build with); the flake can still be written.
@@ -86,6 +87,11 @@ func (r Review) Text() string {
 		}
 		fmt.Fprintf(&b, "  GPT, one %s partition labelled homestaker\n", p.Disk.Filesystem)
 	}
+	// The warnings come next, so the review's first screen shows them
+	// (they are the ones `homestaker validate` prints for these answers).
+	for _, w := range r.Warnings {
+		b.WriteString(warnStyle.Render("! "+w.Message) + "\n")
+	}
 	fmt.Fprintf(&b, "Flake in %s:\n", r.FlakeDir)
 	for _, f := range r.Files {
 		mark := actionMark[f.Action]
@@ -115,9 +121,6 @@ func (r Review) Text() string {
 	fmt.Fprintf(&b, "Answers file: %s\n", r.AnswersPath)
 	if r.RAM != "" {
 		fmt.Fprintf(&b, "RAM: %s\n", r.RAM)
-	}
-	for _, w := range r.Warnings {
-		b.WriteString(warnStyle.Render("! "+w.Message) + "\n")
 	}
 	return strings.TrimRight(b.String(), "\n")
 }

@@ -85,8 +85,9 @@ type Wizard struct {
 	PrivateDir string
 	// Rand returns an int in [0, n) for "pick for me".
 	Rand func(n int) int
-	// Picked says which clients "pick for me" chose, for the next screen.
-	Picked string
+	// Picked says which clients "pick for me" chose, for the next screen,
+	// and PickWarning why they do not fit the node's RAM, if they do not.
+	Picked, PickWarning string
 }
 
 // Screen IDs, in order.
@@ -125,7 +126,7 @@ func (w *Wizard) hardware() Screen {
 	}
 	return Screen{
 		ID:    "hardware",
-		Title: "Hardware",
+		Title: "Hardware and network",
 		Intro: ram,
 		Groups: []Group{{Questions: []Question{
 			{
@@ -151,6 +152,9 @@ func (w *Wizard) hardware() Screen {
 				Str:      &w.A.Timezone,
 				Validate: plan.ValidateTimezone,
 			},
+			// The network comes before the clients: their disk figures
+			// are the network's.
+			{Title: "Network", Kind: Select, Options: w.networkOptions(), Str: &w.A.Network},
 		}}},
 		Done: func() {
 			// Clients and MEV-boost depend on the architecture: keep the
@@ -166,8 +170,32 @@ func (w *Wizard) hardware() Screen {
 				w.A.MevBoost = false
 			}
 			w.A.Format = formatFor(w.A.Format, w.A.board())
+			w.followNetwork()
 		},
 	}
+}
+
+// followNetwork sets the checkpoint and relays for the network unless the
+// user typed their own for it.
+func (w *Wizard) followNetwork() {
+	if !w.knownCheckpoint(w.A.CheckpointURL, w.A.Network) {
+		if w.isAnyNetworkCheckpoint(w.A.CheckpointURL) || w.A.CheckpointURL == "" {
+			w.A.CheckpointURL = firstCheckpoint(w.Cat, w.A.Network)
+		}
+	}
+	all := networkRelays(w.Cat, w.A.Network)
+	var keep []string
+	for _, r := range w.A.Relays {
+		for _, x := range all {
+			if r == x {
+				keep = append(keep, r)
+			}
+		}
+	}
+	if len(keep) == 0 {
+		keep = all
+	}
+	w.A.Relays = keep
 }
 
 // ramFeedback warns when the machine's RAM is below what the network needs.
@@ -194,10 +222,11 @@ func (w *Wizard) ramFeedback(choice string) string {
 func (w *Wizard) clientOptions(kind plan.Kind) []Option {
 	opts := []Option{{"Pick for me (favours minority clients)", pickForMe}}
 	if w.A.board() == plan.BoardRPi4 {
-		opts[0].Label = "Pick for me (clients that fit a Pi's RAM)"
+		opts[0].Label = "Pick for me (the lightest clients, for a Pi's RAM)"
 	}
 	for _, c := range w.Cat.ClientsFor(kind, w.A.arch()) {
-		label := fmt.Sprintf("%-10s ~%s disk, %d GiB RAM (%s)", c.Title, diskText(c.DiskGiB), c.RAMGiB, c.AsOf)
+		net := plan.Network(w.A.Network)
+		label := fmt.Sprintf("%-10s ~%s disk, %d GiB RAM (%s)", c.Title, diskText(c.DiskFor(net)), c.RAMGiB, w.Cat.DiskAsOf(c, net))
 		if c.Supermajority {
 			label += " !"
 		}
@@ -226,9 +255,9 @@ func (w *Wizard) networkOptions() []Option {
 func (w *Wizard) clientFeedback(name string) string {
 	if name == pickForMe {
 		if w.A.board() == plan.BoardRPi4 {
-			return "The lightest clients (a Pi 4 has at most 8 GiB), favouring minority clients."
+			return "The lightest clients, for a Pi's RAM (at most 8 GiB), favouring minority clients."
 		}
-		return "A random client that is not a supermajority client, for diversity."
+		return "A random minority client, for diversity, of a pair that fits the node's RAM."
 	}
 	c, ok := w.Cat.Client(name)
 	if !ok {
@@ -248,53 +277,21 @@ func (w *Wizard) clientFeedback(name string) string {
 }
 
 func (w *Wizard) clients() Screen {
-	intro := "Only clients that run on " + string(w.A.arch()) + " are listed. ! = supermajority client."
+	intro := "Only clients that run on " + string(w.A.arch()) + " are listed; disk figures are for " + w.A.Network + ".\n! = supermajority client."
 	if w.A.Hardware == hwRPi4 {
 		intro += "\nA Raspberry Pi 4 is for testnets: mainnet needs far more RAM."
 	}
 	return Screen{
 		ID:    "clients",
-		Title: "Network and clients",
+		Title: "Clients",
 		Intro: intro,
 		Groups: []Group{{Questions: []Question{
-			{Title: "Network", Kind: Select, Options: w.networkOptions(), Str: &w.A.Network},
 			{Title: "Execution client", Kind: Select, Options: w.clientOptions(plan.Execution), Str: &w.A.Execution, Feedback: w.clientFeedback},
 			{Title: "Consensus client", Kind: Select, Options: w.clientOptions(plan.Consensus), Str: &w.A.Consensus, Feedback: w.clientFeedback},
 		}}},
 		Done: func() {
-			w.Picked = ""
-			arch := w.A.arch()
-			if w.A.Execution == pickForMe {
-				w.A.Execution = pickClientFor(w.Cat, plan.Execution, arch, w.A.board(), false, w.rand)
-				w.Picked = "execution client " + w.A.Execution
-			}
-			if w.A.Consensus == pickForMe {
-				w.A.Consensus = pickClientFor(w.Cat, plan.Consensus, arch, w.A.board(), w.A.Validator, w.rand)
-				if w.Picked != "" {
-					w.Picked += ", "
-				}
-				w.Picked += "consensus client " + w.A.Consensus
-			}
-			// The checkpoint and relays follow the network unless the user
-			// typed their own for it.
-			if !w.knownCheckpoint(w.A.CheckpointURL, w.A.Network) {
-				if w.isAnyNetworkCheckpoint(w.A.CheckpointURL) || w.A.CheckpointURL == "" {
-					w.A.CheckpointURL = firstCheckpoint(w.Cat, w.A.Network)
-				}
-			}
-			all := networkRelays(w.Cat, w.A.Network)
-			var keep []string
-			for _, r := range w.A.Relays {
-				for _, x := range all {
-					if r == x {
-						keep = append(keep, r)
-					}
-				}
-			}
-			if len(keep) == 0 {
-				keep = all
-			}
-			w.A.Relays = keep
+			w.Picked, w.PickWarning = "", ""
+			w.PickWarning = w.pickClients()
 		},
 	}
 }
@@ -363,6 +360,9 @@ func (w *Wizard) validator() Screen {
 	intro := ""
 	if w.Picked != "" {
 		intro = "Picked for you: " + w.Picked + ".\n"
+	}
+	if w.PickWarning != "" {
+		intro += w.PickWarning + "\n"
 	}
 	if !mev {
 		intro += "MEV-boost is not built for " + string(w.A.arch()) + ", so it is not offered."

@@ -43,14 +43,22 @@ type Model struct {
 	form    *huh.Form
 	problem string
 
-	rev      Review
-	view     viewport.Model
-	choice   string
-	confirm  string
-	width    int
-	height   int
-	outcome  Outcome
-	quitting bool
+	rev  Review
+	view viewport.Model
+	// preparing is set while the review is computed (in a command: it
+	// reads the disks and asks Nix its version); keys typed meanwhile wait
+	// in typedAhead and go to the review's form once it is there.
+	preparing  bool
+	typedAhead []tea.Msg
+	reviews    *reviewRunner
+	moves      *pageMoves
+	startCmd   tea.Cmd
+	choice     string
+	confirm    string
+	width      int
+	height     int
+	outcome    Outcome
+	quitting   bool
 }
 
 const (
@@ -65,11 +73,11 @@ const (
 // answers and screen index after every change, for the draft kept when the
 // connection drops.
 func NewModel(w *Wizard, start int, review ReviewFunc, observe func(Answers, int)) *Model {
-	m := &Model{w: w, review: review, observe: observe, width: 80, height: 24}
+	m := &Model{w: w, review: review, observe: observe, width: 80, height: 24, reviews: &reviewRunner{}, moves: newPageMoves()}
 	if start < 0 || start >= len(screenIDs) {
 		start = 0
 	}
-	m.goTo(start)
+	m.startCmd = m.goTo(start)
 	return m
 }
 
@@ -97,25 +105,25 @@ func keymap() *huh.KeyMap {
 	return k
 }
 
-// goTo builds the form of screen i (a question screen, the review or the confirmation).
-func (m *Model) goTo(i int) {
+// goTo builds the form of screen i (a question screen, the review or the
+// confirmation) and returns the command that starts it. The review's form
+// comes once its review is ready (reviewReady).
+func (m *Model) goTo(i int) tea.Cmd {
 	m.idx = i
 	m.problem = ""
+	m.preparing = false
 	n := len(screenIDs)
 	switch {
 	case i < n:
 		m.screen = m.w.Screens()[i]
 		m.form = m.questionForm(m.screen)
 	case i == n:
-		m.rev = m.review(m.w)
-		m.choice = choiceApply
-		if m.rev.Blocker != "" || m.rev.EraseDevice == "" {
-			m.choice = choiceFlake
-		}
-		m.form = huh.NewForm(huh.NewGroup(
-			huh.NewSelect[string]().Title("What now?").Options(m.choices()...).Value(&m.choice),
-		))
+		m.preparing = true
+		m.form = nil
+		m.rev = Review{}
 		m.view = viewport.New()
+		m.layout()
+		return m.reviews.start(m.review, m.w.snapshot())
 	default:
 		m.confirm = ""
 		accept := m.rev.ConfirmNames
@@ -133,6 +141,33 @@ func (m *Model) goTo(i int) {
 	m.form = m.form.WithTheme(theme()).WithKeyMap(keymap()).WithShowHelp(true)
 	m.layout()
 	m.notify()
+	return m.initForm()
+}
+
+// reviewReady shows a review computed by reviewRunner, then hands it the
+// keys typed while it was being prepared.
+func (m *Model) reviewReady(rev Review) tea.Cmd {
+	m.preparing = false
+	m.rev = rev
+	m.choice = choiceApply
+	if m.rev.Blocker != "" || m.rev.EraseDevice == "" {
+		m.choice = choiceFlake
+	}
+	m.form = huh.NewForm(huh.NewGroup(
+		huh.NewSelect[string]().Title("What now?").Options(m.choices()...).Value(&m.choice),
+	)).WithTheme(theme()).WithKeyMap(keymap()).WithShowHelp(true)
+	m.layout()
+	cmds := []tea.Cmd{m.initForm()}
+	keys := m.typedAhead
+	m.typedAhead = nil
+	for _, k := range keys {
+		if m.quitting {
+			break
+		}
+		_, cmd := m.Update(k)
+		cmds = append(cmds, cmd)
+	}
+	return tea.Batch(cmds...)
 }
 
 type errNotDevice string
@@ -308,24 +343,32 @@ func (m *Model) layout() {
 		used += lipgloss.Height(m.problem)
 	}
 	if m.idx == len(screenIDs) {
-		formH := 8
+		formH := len(m.choices()) + 3 // title, choices, help, a blank line
 		m.view.SetWidth(w)
 		m.view.SetContent(ansi.Wrap(m.rev.Text(), w, " /"))
 		m.view.SetHeight(max(3, m.height-used-formH))
 		used = m.height - formH
 	}
-	m.form = m.form.WithWidth(w).WithHeight(max(5, m.height-used-1))
+	if m.form != nil {
+		m.form = m.form.WithWidth(w).WithHeight(max(5, m.height-used-1))
+	}
 }
 
 // Init starts the first form.
-func (m *Model) Init() tea.Cmd { return m.form.Init() }
+func (m *Model) Init() tea.Cmd { return m.startCmd }
 
-// Update handles keys, window sizes and the forms' progress.
+// Update handles keys, window sizes and the forms' progress. It never
+// waits: the review is computed in a command (reviewRunner).
 func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
 		m.width, m.height = msg.Width, msg.Height
 		m.layout()
+	case reviewMsg:
+		if msg.gen != m.reviews.latest() || !m.preparing {
+			return m, nil // a review of answers since changed
+		}
+		return m, m.reviewReady(msg.rev)
 	case tea.KeyPressMsg:
 		switch msg.String() {
 		case "ctrl+c":
@@ -333,30 +376,41 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.quitting = true
 			return m, tea.Quit
 		case "esc":
+			if m.preparing && len(m.typedAhead) > 0 {
+				break
+			}
 			if m.idx > 0 {
-				m.goTo(m.idx - 1)
-				return m, m.form.Init()
+				return m, m.goTo(m.idx - 1)
 			}
 			return m, nil
 		case "pgup", "pgdown":
-			if m.idx == len(screenIDs) {
+			if m.idx == len(screenIDs) && !m.preparing {
 				var cmd tea.Cmd
 				m.view, cmd = m.view.Update(msg)
 				return m, cmd
 			}
 		}
+		if m.preparing {
+			m.typedAhead = append(m.typedAhead, msg)
+			return m, nil
+		}
+	case tea.PasteMsg:
+		if m.preparing {
+			m.typedAhead = append(m.typedAhead, msg)
+			return m, nil
+		}
 	}
-	f, cmd := m.form.Update(msg)
-	if hf, ok := f.(*huh.Form); ok {
-		m.form = hf
+	if m.form == nil {
+		return m, nil
 	}
+	cmd := m.formUpdate(msg)
 	switch m.form.State {
 	case huh.StateAborted:
 		m.outcome = Interrupted
 		m.quitting = true
 		return m, tea.Quit
 	case huh.StateCompleted:
-		return m, m.next()
+		return m, tea.Batch(cmd, m.next())
 	}
 	m.notify()
 	return m, cmd
@@ -369,22 +423,20 @@ func (m *Model) next() tea.Cmd {
 	case m.idx < n:
 		if m.screen.Check != nil {
 			if err := m.screen.Check(); err != nil {
-				m.goTo(m.idx)
+				cmd := m.goTo(m.idx)
 				m.problem = problemStyle.Render("✗ " + err.Error())
 				m.layout()
-				return m.form.Init()
+				return cmd
 			}
 		}
 		if m.screen.Done != nil {
 			m.screen.Done()
 		}
-		m.goTo(m.idx + 1)
-		return m.form.Init()
+		return m.goTo(m.idx + 1)
 	case m.idx == n:
 		switch m.choice {
 		case choiceBack:
-			m.goTo(n - 1)
-			return m.form.Init()
+			return m.goTo(n - 1)
 		case choiceQuit:
 			m.outcome, m.quitting = Quit, true
 			return tea.Quit
@@ -392,8 +444,7 @@ func (m *Model) next() tea.Cmd {
 			m.outcome, m.quitting = FlakeOnly, true
 			return tea.Quit
 		}
-		m.goTo(n + 1)
-		return m.form.Init()
+		return m.goTo(n + 1)
 	default:
 		m.outcome, m.quitting = ApplyAll, true
 		return tea.Quit
@@ -413,14 +464,20 @@ func (m *Model) View() tea.View {
 		b.WriteString("\n\n")
 	}
 	if m.idx == len(screenIDs) {
-		b.WriteString(m.view.View())
+		if m.preparing {
+			b.WriteString(dimStyle.Render("Preparing the review… (checking the disk, the flake folder and Nix)"))
+		} else {
+			b.WriteString(m.view.View())
+		}
 		b.WriteString("\n")
 	}
 	if m.problem != "" {
 		b.WriteString(m.problem)
 		b.WriteString("\n")
 	}
-	b.WriteString(m.form.View())
+	if m.form != nil {
+		b.WriteString(m.form.View())
+	}
 	body := strings.TrimRight(b.String(), "\n")
 	if lines := strings.Split(body, "\n"); m.height > 0 && len(lines) > m.height {
 		body = strings.Join(lines[:m.height], "\n")

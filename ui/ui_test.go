@@ -131,7 +131,7 @@ func TestLinesBackAndInputEnd(t *testing.T) {
 	hw := serverHardware(t)
 	w := newWizard(t, hw)
 	// Go to the clients, back to the hardware, rename, then the input ends.
-	script := "\n1\nnode7\nUTC\n:back\n1\nnode8\n\n"
+	script := "\n1\nnode7\nUTC\n1\n:back\n1\nnode8\n\n"
 	var out bytes.Buffer
 	err := NewLines(oneByte{strings.NewReader(script)}, &out).RunScreens(w, 0)
 	if !errors.Is(err, ErrInputEnded) {
@@ -156,18 +156,24 @@ func TestTekuWithValidatorIsCaughtOnTheValidatorScreen(t *testing.T) {
 }
 
 func TestPickForMeAvoidsSupermajority(t *testing.T) {
-	cat := plan.MustCatalogue()
-	for _, arch := range []plan.Arch{plan.ArchX86_64, plan.ArchAarch64} {
-		for _, kind := range []plan.Kind{plan.Execution, plan.Consensus} {
-			n := len(cat.ClientsFor(kind, arch))
-			for i := 0; i < n; i++ {
-				name := pickClient(cat, kind, arch, true, func(m int) int { return i % m })
-				c, ok := cat.Client(name)
-				if !ok || !c.RunsOn(arch) || c.Supermajority {
-					t.Errorf("%s/%s pick %d = %q", arch, kind, i, name)
+	for _, hw := range []Hardware{
+		{Arch: plan.ArchX86_64, Board: plan.BoardGeneric, MemoryBytes: 64 << 30},
+		{Arch: plan.ArchX86_64, Board: plan.BoardGeneric}, // RAM unknown: nothing ruled out
+	} {
+		for i := 0; i < 12; i++ {
+			w := newWizard(t, hw)
+			w.Rand = func(m int) int { return i % m }
+			w.A.Execution, w.A.Consensus = pickForMe, pickForMe
+			if warning := w.pickClients(); warning != "" {
+				t.Errorf("%s, %d GiB: %s", hw.Arch, hw.MemoryBytes>>30, warning)
+			}
+			for _, name := range []string{w.A.Execution, w.A.Consensus} {
+				c, ok := w.Cat.Client(name)
+				if !ok || !c.RunsOn(hw.Arch) || c.Supermajority {
+					t.Errorf("%s pick %d = %q", hw.Arch, i, name)
 				}
-				if kind == plan.Consensus && c.ValidatorModule == "" {
-					t.Errorf("%s pick %q has no validator module", arch, name)
+				if c.Kind == plan.Consensus && c.ValidatorModule == "" {
+					t.Errorf("%s pick %q has no validator module", hw.Arch, name)
 				}
 			}
 		}
@@ -342,9 +348,8 @@ func TestGoldenScreens(t *testing.T) {
 	m.w.A.SSHKeys = testKey
 	names := append(ScreenIDs(), "review", "confirm")
 	for i, name := range names {
-		m.goTo(i)
+		drain(m, m.goTo(i), 0)
 		m.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
-		drain(m, m.form.Init(), 0)
 		got := Plain(m.View())
 		lines := strings.Split(got, "\n")
 		if len(lines) > 24 {
@@ -378,8 +383,7 @@ func TestGoldenScreens(t *testing.T) {
 func TestConfirmNeedsTheDeviceTyped(t *testing.T) {
 	m := newModel(t)
 	n := len(ScreenIDs())
-	m.goTo(n)
-	drain(m, m.form.Init(), 0)
+	drain(m, m.goTo(n), 0)
 	press(t, m, enter) // "Apply" is first
 	if m.Screen() != n+1 {
 		t.Fatalf("Apply did not lead to the confirmation: screen %d", m.Screen())
@@ -394,8 +398,7 @@ func TestConfirmNeedsTheDeviceTyped(t *testing.T) {
 	if !strings.Contains(Plain(m.View()), "exactly") {
 		t.Errorf("no error for a wrong device:\n%s", Plain(m.View()))
 	}
-	m.goTo(n + 1)
-	drain(m, m.form.Init(), 0)
+	drain(m, m.goTo(n+1), 0)
 	for _, r := range "/dev/nvme1n1" {
 		press(t, m, tea.KeyPressMsg{Code: r, Text: string(r)})
 	}

@@ -41,17 +41,23 @@ type installFlags struct {
 	accessible, dryRun    bool
 	flakeOnly, yes        bool
 	confirm               string
+	// foreground: the apply runs in this process (and ends with its
+	// terminal) instead of a detached one.
+	foreground bool
 }
 
 // runWizard is `homestaker` with no arguments: the wizard.
 func runWizard(ctx context.Context, env *cliEnv) int {
+	if code, ok := attachRunning(ctx, env); ok {
+		return code
+	}
 	return install(ctx, env, installFlags{})
 }
 
 // runInstall is `homestaker install`: the wizard, or with --answers the same
 // flow without questions.
 func runInstall(ctx context.Context, env *cliEnv, args []string) int {
-	fs := newFlags(env, "install", "install [--answers FILE] [--out DIR] [--private DIR] [--accessible] [--dry-run] [--flake-only] [--yes --confirm-device DEV]")
+	fs := newFlags(env, "install", "install [--answers FILE] [--out DIR] [--private DIR] [--accessible] [--dry-run] [--flake-only] [--yes --confirm-device DEV] [--foreground]")
 	var f installFlags
 	fs.StringVar(&f.answers, "answers", "", "run without questions from this answers `file`")
 	fs.StringVar(&f.out, "out", "", "the flake `folder` (default: asked, ~/homestaker-flake)")
@@ -61,6 +67,7 @@ func runInstall(ctx context.Context, env *cliEnv, args []string) int {
 	fs.BoolVar(&f.flakeOnly, "flake-only", false, "write the flake and answers only; touch no disk")
 	fs.BoolVar(&f.yes, "yes", false, "do not ask (erasing the disk also needs --confirm-device)")
 	fs.StringVar(&f.confirm, "confirm-device", "", "the data disk to erase, named again, with --yes")
+	fs.BoolVar(&f.foreground, "foreground", false, "apply in this process: the apply ends if the terminal goes away (default: it runs on its own; `homestaker attach` follows it)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
@@ -545,15 +552,23 @@ func (s *session) apply(ctx context.Context, p plan.Plan, flakeDir string, outco
 			fmt.Fprintf(env.stdout, "Resuming the apply that stopped (journal %s).\n", steps.JournalPath(s.private))
 		}
 	}
-	pr := &eventPrinter{w: env.stdout}
-	err := steps.Run(ctx, t, list, steps.Options{Emit: pr.emit, Journal: j, Resume: resumed})
-	if err != nil {
-		reportFailure(env.stderr, "install", err)
-		var se *steps.Error
-		if full && errors.As(err, &se) && se.Step != "disk" && se.Step != "kexec" {
-			fmt.Fprintf(env.stderr, "homestaker: the data disk %s was not touched.\n", rev.EraseDevice)
+	if full && env.detach != nil && !s.flags.foreground {
+		// After the confirmation the apply runs on its own, so that a
+		// dropped SSH session does not end it; this process follows it.
+		if code := s.startDetached(ctx, j); code != exitOK {
+			return code
 		}
-		return exitCode(err)
+	} else {
+		pr := &eventPrinter{w: env.stdout}
+		err := steps.Run(ctx, t, list, steps.Options{Emit: pr.emit, Journal: j, Resume: resumed})
+		if err != nil {
+			device := ""
+			if full {
+				device = rev.EraseDevice
+			}
+			fmt.Fprint(env.stderr, applyFailureText(err, device))
+			return exitCode(err)
+		}
 	}
 	if !full {
 		// disk format finds the host key in the default private folder;

@@ -57,6 +57,12 @@ func attach(ctx context.Context, env *cliEnv, dir string, jsonOut, stop bool) in
 		w := &watcher{env: env, stateDir: dir, log: rec.Log, json: jsonOut}
 		return w.follow(ctx)
 	}
+	if rec.State == steps.StateRunning && steps.ProcessAlive(rec.PID) {
+		// install --foreground: it prints to its own terminal only.
+		fmt.Fprintf(env.stdout, "An apply (%s of %s) runs in another terminal's process %d (install --foreground), which keeps no log to follow.\n",
+			rec.Request.Command, rec.Request.Plan.Host.Name, rec.PID)
+		return exitFailure
+	}
 	if stop {
 		fmt.Fprintln(env.stderr, "homestaker attach: no apply is running: nothing to stop.")
 	}

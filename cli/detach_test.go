@@ -421,3 +421,26 @@ func TestPlainHomestakerAttaches(t *testing.T) {
 		t.Errorf("output:\n%s", out.String())
 	}
 }
+
+// TestAttachStop: attach --stop stops a running apply (started without a
+// terminal here) and exits with its code, 130.
+func TestAttachStop(t *testing.T) {
+	fx := newDetachFixture(t)
+	fg := exec.Command(fx.bin, strings.Fields(fx.install())[1:]...)
+	fg.Env = append(os.Environ(), append(fx.env, "TERM=dumb")...)
+	if err := fg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer fg.Wait()
+	rec := fx.waitBuilding()
+	code, out, errOut := fx.run("attach", "--stop")
+	if code != exitInterrupt || !strings.Contains(errOut, "Stopping the apply (process ") || !strings.Contains(out, "[3/5] Build the kexec tree of node1") {
+		t.Errorf("attach --stop: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if err := fg.Wait(); fg.ProcessState.ExitCode() != exitInterrupt {
+		t.Errorf("the install that started it: exit %d (%v), want %d", fg.ProcessState.ExitCode(), err, exitInterrupt)
+	}
+	if rec = fx.waitEnded(); rec.ErrorKind != steps.KindInterrupted {
+		t.Errorf("journal: %q kind %d", rec.State, rec.ErrorKind)
+	}
+}

@@ -37,6 +37,10 @@ type cliEnv struct {
 	// build, when set, replaces how nix is found and run (tests fake the
 	// evaluation and the build of install with it); nil is the real nix.
 	build *buildDeps
+	// detach, when set, runs an install's apply in a process of its own
+	// that outlives the terminal (Main sets it); nil applies in this
+	// process.
+	detach *detacher
 }
 
 func commands() []command {
@@ -54,13 +58,14 @@ func commands() []command {
 		{"boot", "write the boot entry on the data disk, so the node boots again after a power cut", runBoot},
 		{"nix", "install a verified Nix (official release tarball, pinned SHA-256) for root when it is missing", runNix},
 		{"image", "assemble a Raspberry Pi 4 SD-card image from a folder of parts", runImage},
+		{"attach", "show a running apply's progress, or how the last one ended", runAttach},
 	}
 }
 
 // Main runs homestaker with the process's own streams and environment and
 // returns the exit code; ctx ends on Ctrl-C or SIGTERM.
 func Main(ctx context.Context, args []string) int {
-	env := &cliEnv{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
+	env := &cliEnv{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, detach: newDetacher()}
 	return run(ctx, env, args)
 }
 
@@ -70,6 +75,10 @@ func run(ctx context.Context, env *cliEnv, args []string) int {
 		return runWizard(ctx, env)
 	}
 	name := args[0]
+	if name == detachedApplyCmd {
+		// Hidden: the detached apply install starts (not in the usage).
+		return runDetachedApply(ctx, env, args[1:])
+	}
 	if name == "-h" || name == "--help" || name == "help" {
 		usage(env.stdout)
 		return exitOK

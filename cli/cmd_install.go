@@ -50,17 +50,23 @@ type installFlags struct {
 	json                  bool
 	force                 bool
 	confirm               string
+	// foreground: the apply runs in this process (and ends with its
+	// terminal) instead of a detached one.
+	foreground bool
 }
 
 // runWizard is `homestaker` with no arguments: the wizard.
 func runWizard(ctx context.Context, env *cliEnv) int {
+	if code, ok := attachRunning(ctx, env); ok {
+		return code
+	}
 	return install(ctx, env, installFlags{})
 }
 
 // runInstall is `homestaker install`: the wizard, or with --answers the same
 // flow without questions.
 func runInstall(ctx context.Context, env *cliEnv, args []string) int {
-	fs := newFlags(env, "install", "install [--answers FILE] [--out DIR] [--private DIR] [--accessible] [--dry-run] [--flake-only] [--force] [--json] [--yes --confirm-device DEV]")
+	fs := newFlags(env, "install", "install [--answers FILE] [--out DIR] [--private DIR] [--accessible] [--dry-run] [--flake-only] [--force] [--json] [--yes --confirm-device DEV] [--foreground]")
 	var f installFlags
 	fs.StringVar(&f.answers, "answers", "", "run without questions from this answers `file`")
 	fs.StringVar(&f.out, "out", "", "the flake `folder` (default: asked, ~/homestaker-flake)")
@@ -72,6 +78,7 @@ func runInstall(ctx context.Context, env *cliEnv, args []string) int {
 	fs.StringVar(&f.confirm, "confirm-device", "", "the data disk to erase, named again, with --yes")
 	fs.BoolVar(&f.json, "json", false, "print the apply's events as JSON lines (one object per line)")
 	fs.BoolVar(&f.force, "force", false, "overwrite files in the flake folder that homestaker did not write or that were edited since (local.nix is never overwritten)")
+	fs.BoolVar(&f.foreground, "foreground", false, "apply in this process: the apply ends if the terminal goes away (default: it runs on its own; `homestaker attach` follows it)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
@@ -542,7 +549,8 @@ func nixProblem(env *cliEnv) string {
 func (s *session) apply(ctx context.Context, p plan.Plan, flakeDir string, outcome ui.Outcome, rev ui.Review) int {
 	env := s.env
 	full := outcome == ui.ApplyAll
-	list := applySteps(env, p, full, steps.FlakeStep{Write: flakeWriteOptions(env, s.flags.force, flakeDir, s.flags.answers, p.Host.Name)})
+	write := flakeWriteOptions(env, s.flags.force, flakeDir, s.flags.answers, p.Host.Name)
+	list := applySteps(env, p, full, steps.FlakeStep{Write: write})
 	s.nixProblem()
 	t := newTarget(ctx, env, p, s.cat, flakeDir, s.private, s.keys, s.nix)
 	if full {
@@ -557,7 +565,8 @@ func (s *session) apply(ctx context.Context, p plan.Plan, flakeDir string, outco
 	var j *steps.Journal
 	resumed := false
 	if full {
-		req := steps.Request{Command: "install", Plan: p, FlakeDir: flakeDir, Private: s.private, Steps: stepNames(list), ConfirmedDevice: t.Confirmed}
+		req := steps.Request{Command: "install", Plan: p, FlakeDir: flakeDir, Private: s.private, Steps: stepNames(list),
+			ConfirmedDevice: t.Confirmed, Force: write.Force, Input: write.Input}
 		var err error
 		if j, resumed, err = steps.OpenJournal(s.private, req, nil); err != nil {
 			reportFailure(env.stderr, "install", err)
@@ -567,16 +576,24 @@ func (s *session) apply(ctx context.Context, p plan.Plan, flakeDir string, outco
 			fmt.Fprintf(env.stdout, "Resuming the apply that stopped (journal %s).\n", steps.JournalPath(s.private))
 		}
 	}
-	pr := &eventPrinter{w: env.stdout, json: s.flags.json}
-	view := interactive(env) && !s.flags.accessible && !s.flags.json
-	err := runSteps(ctx, env, view, "Applying "+p.Host.Name, t, list, pr, steps.Options{Journal: j, Resume: resumed})
-	if err != nil {
-		reportFailure(env.stderr, "install", err)
-		var se *steps.Error
-		if full && errors.As(err, &se) && se.Step != "disk" && se.Step != "kexec" {
-			fmt.Fprintf(env.stderr, "homestaker: the data disk %s was not touched.\n", rev.EraseDevice)
+	if full && env.detach != nil && !s.flags.foreground {
+		// After the confirmation the apply runs on its own, so that a
+		// dropped SSH session does not end it; this process follows it.
+		if code := s.startDetached(ctx, j); code != exitOK {
+			return code
 		}
-		return exitCode(err)
+	} else {
+		pr := &eventPrinter{w: env.stdout, json: s.flags.json}
+		view := interactive(env) && !s.flags.accessible && !s.flags.json
+		err := runSteps(ctx, env, view, "Applying "+p.Host.Name, t, list, pr, steps.Options{Journal: j, Resume: resumed})
+		if err != nil {
+			device := ""
+			if full {
+				device = rev.EraseDevice
+			}
+			fmt.Fprint(env.stderr, applyFailureText(err, device))
+			return exitCode(err)
+		}
 	}
 	if !full {
 		// disk format finds the host key in the default private folder;

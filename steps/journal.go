@@ -1,6 +1,7 @@
 package steps
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -52,6 +53,10 @@ type Request struct {
 	ConfirmedDevice string `json:"confirmedDevice,omitempty"`
 	// NixArgs are extra arguments for nix (--option NAME VALUE …).
 	NixArgs []string `json:"nixArgs,omitempty"`
+	// Force and Input are the flake step's write options (overwrite files
+	// homestaker did not write; the answers file being rendered).
+	Force bool   `json:"force,omitempty"`
+	Input string `json:"input,omitempty"`
 }
 
 // ID identifies a request: the same answers, folders and steps give the
@@ -64,11 +69,13 @@ func (r Request) ID() string {
 
 // JournalRecord is the journal file's content.
 type JournalRecord struct {
-	Version int           `json:"version"`
-	ID      string        `json:"id"`
-	Request Request       `json:"request"`
-	State   string        `json:"state"`
-	Created time.Time     `json:"created"`
+	Version int       `json:"version"`
+	ID      string    `json:"id"`
+	Request Request   `json:"request"`
+	State   string    `json:"state"`
+	Created time.Time `json:"created"`
+	// Started is when the apply last started (first run or resumed).
+	Started time.Time     `json:"started,omitzero"`
 	Updated time.Time     `json:"updated"`
 	Steps   []JournalStep `json:"steps"`
 	// Error is the failure that ended the apply.
@@ -128,12 +135,13 @@ func OpenJournal(stateDir string, req Request, now func() time.Time) (j *Journal
 		j.rec = old
 		j.rec.State, j.rec.Error, j.rec.ErrorKind = StateRunning, "", 0
 		j.rec.PID = os.Getpid()
+		j.rec.Started = now().UTC()
 		return j, true, j.write()
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return nil, false, err
 	}
 	t := now().UTC()
-	j.rec = JournalRecord{Version: 1, ID: req.ID(), Request: req, State: StateRunning, Created: t, Updated: t, PID: os.Getpid()}
+	j.rec = JournalRecord{Version: 1, ID: req.ID(), Request: req, State: StateRunning, Created: t, Started: t, Updated: t, PID: os.Getpid()}
 	for _, name := range req.Steps {
 		j.rec.Steps = append(j.rec.Steps, JournalStep{Name: name})
 	}
@@ -203,6 +211,15 @@ func (j *Journal) Fail(name string, e *Error) error {
 	})
 }
 
+// Abort records that the apply ended with e before or between its steps
+// (its request could not be carried out here).
+func (j *Journal) Abort(e *Error) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.rec.State, j.rec.Error, j.rec.ErrorKind = StateFailed, e.Error(), e.Kind
+	return j.write()
+}
+
 // Complete records that every step finished.
 func (j *Journal) Complete() error {
 	j.mu.Lock()
@@ -220,11 +237,27 @@ func (j *Journal) write() error {
 	return secrets.WriteFileAtomic(j.path, append(data, '\n'), 0o600)
 }
 
-// ProcessAlive reports whether a process with the pid runs.
+// ProcessAlive reports whether a process with the pid runs. A zombie (a
+// process that ended and that its parent has not reaped yet, which an
+// apply whose parent went away can stay where PID 1 does not reap) does not.
 func ProcessAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
 	p, err := os.FindProcess(pid)
 	if err != nil {
 		return false
 	}
-	return p.Signal(syscall.Signal(0)) == nil
+	if p.Signal(syscall.Signal(0)) != nil {
+		return false
+	}
+	if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		// pid (comm) state …; comm may hold spaces and parentheses.
+		if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
+			if st := stat[i+2]; st == 'Z' || st == 'X' {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -158,6 +158,7 @@ func Run(ctx context.Context, t *Target, list []Step, o Options) error {
 		if err := ctx.Err(); err != nil {
 			return &Error{Step: st.Name(), Kind: KindInterrupted, Err: err}
 		}
+		again := ""
 		if o.Resume && o.Journal != nil {
 			if at, ok := o.Journal.Finished(st.Name()); ok {
 				v, verifies := st.(Verifier)
@@ -170,10 +171,13 @@ func Run(ctx context.Context, t *Target, list []Step, o Options) error {
 					sink.send(Event{Status: Skipped, Title: title, Message: "done " + at.Local().Format("15:04:05") + " in the interrupted apply, and still in place"})
 					continue
 				}
-				sink.Notef("done in the interrupted apply, but %v: running it again", err)
+				again = fmt.Sprintf("done %s in the interrupted apply; running it again: %v", at.Local().Format("15:04:05"), err)
 			}
 		}
 		sink.send(Event{Status: Started, Title: title})
+		if again != "" {
+			sink.Notef("%s", again)
+		}
 		if o.Journal != nil {
 			if err := o.Journal.Start(st.Name()); err != nil {
 				return &Error{Step: st.Name(), Kind: KindFailed, Err: err}

@@ -467,38 +467,43 @@ func (s *session) review(p plan.Plan, flakeDir string) ui.Review {
 		rev.Keys = append(rev.Keys, "keeps the SSH host key "+fr.HostKey.Fingerprint)
 	}
 
-	// The data disk, as found on this machine.
-	devs, err := disk.Discover(s.sys)
-	if err == nil {
-		if target, err := disk.Lookup(s.sys, devs, p.Disk.Device); err == nil {
-			if target.InUse {
-				rev.Blocker = fmt.Sprintf("%s is in use (%s): it cannot be erased", p.Disk.Device, target.InUseReason)
-			} else {
-				rev.EraseDevice = p.Disk.Device
-				rev.EraseDetail = steps.EraseDetail(p, target)
-				rev.ConfirmNames = steps.EraseNames(p, target)
-			}
-		} else {
-			rev.Blocker = fmt.Sprintf("the data disk %s is not on this machine: write the flake here and format the disk where it is", p.Disk.Device)
+	// The target as the apply will see it: the data disk found on this
+	// machine, Nix (looked for once per session).
+	s.nixProblem()
+	t := newTarget(context.Background(), s.env, p, s.cat, flakeDir, s.private, s.keys, s.nix)
+	switch {
+	case t.Disk != nil && t.DiskErr == nil:
+		rev.EraseDevice = p.Disk.Device
+		rev.EraseDetail = steps.EraseDetail(p, *t.Disk)
+		rev.ConfirmNames = steps.EraseNames(p, *t.Disk)
+	case t.Disk != nil && t.Disk.InUse:
+		rev.Blocker = fmt.Sprintf("%s is in use (%s): it cannot be erased", p.Disk.Device, t.Disk.InUseReason)
+	case t.Disk != nil:
+		rev.Blocker = t.DiskErr.Error()
+	default:
+		rev.Blocker = fmt.Sprintf("the data disk %s is not on this machine: write the flake here and format the disk where it is", p.Disk.Device)
+	}
+	// What the apply will do, as its steps describe themselves; the flake
+	// step's lines are the file list above.
+	for _, st := range applySteps(s.env, p, true, steps.FlakeStep{}) {
+		sp := ui.StepPlan{Title: st.Title(t)}
+		if st.Name() != "flake" {
+			sp.Lines = st.Describe(t)
 		}
+		rev.Steps = append(rev.Steps, sp)
 	}
 
-	what := "kexec tree"
 	rev.Boot = "run `homestaker kexec " + flakeDir + " --host " + p.Host.Name + "` to boot it from this system"
 	if p.Host.Format == plan.FormatISO {
-		what = "ISO image"
 		rev.Boot = "write the ISO to a USB stick (`homestaker flash`) and boot from it"
 	}
 	if p.Host.Format == plan.FormatSD {
-		what, rev.Boot = "SD card", sdBoot(s.env, p)
+		rev.Boot = sdBoot(s.env, p)
 	}
 	rev.RAM = ramBudget(p, s.cat, flakeDir)
-	rev.Build = fmt.Sprintf("the %s of %s for %s with nix build", what, p.Host.Name, p.Host.Arch)
 	rev.PowerCut = boot.AfterPowerCut(p, boot.RunningFirmware(s.env.getenv(systemRootEnv)))
-	if rev.Blocker == "" {
-		if msg := s.nixProblem(); msg != "" {
-			rev.Blocker = msg
-		}
+	if rev.Blocker == "" && t.NixErr != nil {
+		rev.Blocker = nixErrorText(t.NixErr)
 	}
 	return rev
 }

@@ -138,7 +138,7 @@ func TestInstallStopsWhenEvaluationFails(t *testing.T) {
 	if strings.Contains(stderr, "build-users-group") || strings.Contains(stderr, "use '--show-trace'") {
 		t.Errorf("nix's warnings or hint were not trimmed:\n%s", stderr)
 	}
-	if strings.Contains(stdout, "Erase and format") || strings.Join(calls, " ") != "--version eval" {
+	if strings.Contains(stdout, "[4/5] Erase and format") || strings.Join(calls, " ") != "--version eval" {
 		t.Errorf("went on after the evaluation failed: nix ran %q\n%s", calls, stdout)
 	}
 	want := firstMiB(t, writeOldData(t))

@@ -33,9 +33,11 @@ type Review struct {
 	// Validator describes the validator's keys: how many, their withdrawal
 	// credentials, the slashing history, doppelganger protection.
 	Validator []string
-	// Build says what will be built; Boot how the node will boot;
-	// PowerCut what boots it again after a power cut, and what to set.
-	Build, Boot, PowerCut string
+	// Steps are the apply's steps as they describe themselves, in order.
+	Steps []StepPlan
+	// Boot says how the node will boot; PowerCut what boots it again after
+	// a power cut, and what to set.
+	Boot, PowerCut string
 	// RAM says how the node's RAM divides between the system, which lives
 	// in RAM, and the clients ("" when the RAM is unknown).
 	RAM string
@@ -50,6 +52,12 @@ type Review struct {
 	// Refused says Problem is a safety refusal (exit 4): the flake folder
 	// holds files homestaker did not write, listed in Files as "foreign".
 	Refused bool
+}
+
+// StepPlan is one step of the apply: its title and what it will do.
+type StepPlan struct {
+	Title string
+	Lines []string
 }
 
 // FileAction is one file of the flake and what writing it does.
@@ -85,7 +93,6 @@ func (r Review) Text() string {
 		if r.EraseDetail != "" {
 			b.WriteString(eraseStyle.Render("  "+strings.ReplaceAll(r.EraseDetail, "\n", "\n  ")) + "\n")
 		}
-		fmt.Fprintf(&b, "  GPT, one %s partition labelled homestaker\n", p.Disk.Filesystem)
 	}
 	// The warnings come next, so the review's first screen shows them
 	// (they are the ones `homestaker validate` prints for these answers).
@@ -109,8 +116,14 @@ func (r Review) Text() string {
 			fmt.Fprintf(&b, "  %s\n", v)
 		}
 	}
-	if r.Build != "" {
-		fmt.Fprintf(&b, "Build: %s\n", r.Build)
+	if len(r.Steps) > 0 {
+		b.WriteString("Apply, in order:\n")
+		for i, st := range r.Steps {
+			fmt.Fprintf(&b, "  %d. %s\n", i+1, st.Title)
+			for _, l := range st.Lines {
+				fmt.Fprintf(&b, "     %s\n", strings.ReplaceAll(l, "\n", "\n     "))
+			}
+		}
 	}
 	if r.Boot != "" {
 		fmt.Fprintf(&b, "Boot: %s\n", r.Boot)

@@ -41,7 +41,7 @@ func TestReviewShowsEveryWarning(t *testing.T) {
 			EraseDevice: p.Disk.Device, EraseDetail: "/dev/sdb, SMALL, 8.6 GB", ConfirmNames: []string{p.Disk.Device}, Warnings: res.Warnings,
 			Files: []FileAction{{"flake.nix", "create"}, {".sops.yaml", "create"}, {".gitignore", "create"}, {"modules/base.nix", "create"},
 				{"hosts/node1/default.nix", "create"}, {"hosts/node1/disko.nix", "create"}, {"hosts/node1/local.nix", "create"}},
-			Build: "the kexec tree", Boot: "kexec"}
+			Steps: []StepPlan{{Title: "Build the kexec tree of node1"}}, Boot: "kexec"}
 	}, nil)
 	m.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
 	drain(m, m.goTo(len(ScreenIDs())), 0)

@@ -307,7 +307,7 @@ func newModel(t *testing.T) *Model {
 			EraseDevice: p.Disk.Device, EraseDetail: "/dev/nvme1n1, SAMSUNG MZQL23T8HCLS-00A07, 3.8 TB",
 			ConfirmNames: []string{p.Disk.Device, "/dev/nvme1n1"},
 			Files:        []FileAction{{"flake.nix", "create"}, {"hosts/" + p.Host.Name + "/homestaker.json", "create"}},
-			Build:        "the kexec tree", Boot: "kexec"}
+			Steps:        []StepPlan{{Title: "Build the kexec tree of node1"}}, Boot: "kexec"}
 	}
 	m := NewModel(w, 0, review, nil)
 	m.Update(tea.WindowSizeMsg{Width: 80, Height: 24})

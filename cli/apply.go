@@ -143,6 +143,27 @@ func applySteps(env *cliEnv, p plan.Plan, apply bool) []steps.Step {
 	return list
 }
 
+// reconfigureSteps are the steps of a reconfiguration: the new
+// slashing-protection history (when the validator client changes), the
+// flake, its evaluation and the build, the data disk only when the user
+// asked for it to be re-formatted, and the kexec only when the node runs on
+// this machine and boots by kexec. No disk is erased without format.
+func reconfigureSteps(env *cliEnv, p plan.Plan, slashing, format, bootHere bool) []steps.Step {
+	var list []steps.Step
+	if slashing {
+		list = append(list, steps.SlashingStep{})
+	}
+	list = append(list, steps.FlakeStep{}, steps.EvaluateStep{}, steps.BuildStep{})
+	if format {
+		list = append(list, steps.DiskStep{})
+	}
+	if bootHere && p.Host.Format == plan.FormatKexec {
+		kd := defaultKexecDeps(env)
+		list = append(list, steps.KexecStep{Kexec: kd.kexec, StartJump: kd.startJump, Delay: 3 * time.Second})
+	}
+	return list
+}
+
 // stepNames are the names of the steps, for the journal.
 func stepNames(list []steps.Step) []string {
 	var names []string

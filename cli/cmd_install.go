@@ -98,6 +98,8 @@ type session struct {
 	keysChecked bool
 	// nix is Nix as found once for the session (nil: not looked for yet).
 	nix *steps.Target
+	// flake is the dry run of the flake step of the last review.
+	flake steps.FlakeResult
 }
 
 func install(ctx context.Context, env *cliEnv, f installFlags) int {
@@ -430,6 +432,7 @@ func (s *session) review(p plan.Plan, flakeDir string) ui.Review {
 		rev.Problem = err.Error()
 		return rev
 	}
+	s.flake = fr
 	for _, c := range fr.Changes {
 		rev.Files = append(rev.Files, ui.FileAction{Path: c.Path, Action: string(c.Action)})
 	}

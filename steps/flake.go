@@ -49,6 +49,8 @@ type FlakeResult struct {
 	AdminIdentity string
 	// KnownHosts is the known_hosts line for the node.
 	KnownHosts string
+	// Files are the flake's files as rendered (the review diffs them).
+	Files []flake.File
 }
 
 // secretGenerators makes the secrets the host's default.nix declares
@@ -236,7 +238,7 @@ func Flake(req FlakeRequest) (FlakeResult, error) {
 			res.Changes[i].Action = secretsAction
 		}
 	}
-	res.Plan, res.HostKey = p, key
+	res.Plan, res.HostKey, res.Files = p, key, files
 	return res, err
 }
 

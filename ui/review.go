@@ -44,6 +44,8 @@ type Review struct {
 	Blocker string
 	// Problem is set when the review itself failed (unreadable flake folder).
 	Problem string
+	// Reconfigure, when set, makes this the review of a reconfiguration.
+	Reconfigure *Reconfigure
 }
 
 // FileAction is one file of the flake and what writing it does.
@@ -57,6 +59,9 @@ var actionMark = map[string]string{"create": "+", "update": "~", "unchanged": "=
 // Text is the review as lines of text: colours mark the erased disk and
 // warnings, and the text reads the same without them.
 func (r Review) Text() string {
+	if r.Reconfigure != nil {
+		return r.reconfigureText()
+	}
 	var b strings.Builder
 	p := r.Plan
 	fmt.Fprintf(&b, "%s: %s on %s, %s + %s", p.Host.Name, p.Host.Arch, p.Ethereum.Network, p.Ethereum.Execution, p.Ethereum.Consensus)

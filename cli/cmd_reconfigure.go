@@ -183,9 +183,9 @@ func (r *reconf) complete(p plan.Plan, fromWizard bool) plan.Plan {
 	}
 	if fromWizard {
 		p.Host.Firmware = r.old.Host.Firmware
-		if r.old.Host.MemoryBytes != 0 {
-			p.Host.MemoryBytes = r.old.Host.MemoryBytes
-		}
+		// The questions do not ask for the RAM; the wizard puts this
+		// machine's, which need not be the node's.
+		p.Host.MemoryBytes = r.old.Host.MemoryBytes
 		p.Ethereum.Validator.Doppelganger = r.old.Ethereum.Validator.Doppelganger
 		if p.Disk.SizeBytes == 0 || p.Disk.Device == r.old.Disk.Device {
 			p.Disk.SizeBytes = r.old.Disk.SizeBytes
@@ -313,6 +313,10 @@ func (r *reconf) slashingReview(p plan.Plan, rc *ui.Reconfigure, refuse func(str
 	from, to, net := r.old.Ethereum.Consensus, p.Ethereum.Consensus, p.Ethereum.Network
 	rc.Slashing = append(rc.Slashing, fmt.Sprintf("The validator client changes from %s to %s: %s must import %s's slashing-protection history (EIP-3076) before it signs. On the node, run `homestaker-export-slashing-protection /root/slashing-protection-%s.json` (it stops %s's validator for good), copy the file here and name it in ethereum.validator.slashingProtection; the apply puts it into secrets.yaml.", from, to, to, from, net, from))
 	sp := p.Ethereum.Validator.SlashingProtection
+	if to == "prysm" {
+		refuse(fmt.Sprintf("Prysm imports a slashing-protection history only by hand, after its first start, so homestaker cannot hand it %s's history before the keys sign: move in two steps — reconfigure to prysm without the keys (remove keystoreDir and passwordFile), import the export on the node (README: Moving validators away), then reconfigure again with the keys", from))
+		return
+	}
 	if sp == "" || r.s.keys.Slashing == nil {
 		refuse(fmt.Sprintf("the validator client changes (%s → %s) and the validator has %d key(s), but no slashing-protection history is named: export it from %s on the node and name it in ethereum.validator.slashingProtection", from, to, len(r.s.keys.Keystores), from))
 		return
@@ -424,7 +428,9 @@ func (r *reconf) wizard(ctx context.Context) int {
 	var outcome ui.Outcome
 	var rev ui.Review
 	if full {
-		m := ui.NewModel(w, 0, reviewOf, nil)
+		// The welcome screen is the installer's ("a disk … will be
+		// erased"): a reconfiguration starts at the hardware.
+		m := ui.NewModel(w, 1, reviewOf, nil)
 		prog := tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(env.stdin), tea.WithOutput(env.stdout))
 		if _, err := prog.Run(); err != nil && !errors.Is(err, tea.ErrProgramKilled) && !errors.Is(err, tea.ErrInterrupted) {
 			fmt.Fprintf(env.stderr, "homestaker: %v\n", err)
@@ -466,7 +472,7 @@ func (r *reconf) wizard(ctx context.Context) int {
 func (r *reconf) lineWizard(ctx context.Context, w *ui.Wizard, reviewOf func(*ui.Wizard) ui.Review) (ui.Outcome, ui.Review, int) {
 	env := r.s.env
 	lines := ui.NewLines(env.stdin, env.stdout)
-	start := 0
+	start := 1 // past the installer's welcome
 	for {
 		_, code := withContext(ctx, func() (struct{}, error) { return struct{}{}, lines.RunScreens(w, start) })
 		if code == exitInvalid {

@@ -34,9 +34,14 @@ type reconfHome struct {
 
 func (h *reconfHome) run(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
+	return h.runInput(t, "", args...)
+}
+
+func (h *reconfHome) runInput(t *testing.T, stdin string, args ...string) (int, string, string) {
+	t.Helper()
 	var out, errb bytes.Buffer
 	vars := map[string]string{"HOME": h.home, "XDG_STATE_HOME": filepath.Join(h.home, "state"), systemRootEnv: h.root, "TERM": "dumb"}
-	env := &cliEnv{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(k string) string { return vars[k] }, build: h.deps}
+	env := &cliEnv{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb, getenv: func(k string) string { return vars[k] }, build: h.deps}
 	code := run(context.Background(), env, args)
 	return code, out.String(), errb.String()
 }
@@ -343,6 +348,25 @@ func TestReconfigureRebuildsWithoutTouchingTheDisk(t *testing.T) {
 		t.Error("the data disk was written")
 	}
 
+	// Re-formatting only when asked, and named.
+	if code, _, stderr := h.run(t, "reconfigure", h.flake, "--answers", answers, "--format-disk", "--yes"); code != exitUsage {
+		t.Errorf("--format-disk --yes without --confirm-device: exit %d: %s", code, stderr)
+	}
+	if code, _, stderr := h.run(t, "reconfigure", h.flake, "--answers", answers, "--format-disk", "--yes", "--confirm-device", "/dev/nvme0n1"); code != exitRefused || !strings.Contains(stderr, "does not name the disk") {
+		t.Errorf("--confirm-device naming another disk: exit %d: %s", code, stderr)
+	}
+	if firstMiB(t, diskFile) != firstMiB(t, writeOldData(t)) {
+		t.Error("the data disk was written by a refused re-format")
+	}
+	calls = nil
+	_, stdout, stderr = h.run(t, "reconfigure", h.flake, "--answers", answers, "--format-disk", "--yes", "--confirm-device", device)
+	if i, j := strings.Index(stdout, "[3/4] Build"), strings.Index(stdout, "[4/4] Erase and format the data disk"); i < 0 || j < i {
+		t.Errorf("--format-disk: the disk step did not follow the build:\n%s\n%s", stdout, stderr)
+	}
+	if firstMiB(t, diskFile) == firstMiB(t, writeOldData(t)) {
+		t.Error("--format-disk did not write the disk")
+	}
+
 	// The node itself: NixOS, host name node1.
 	os.MkdirAll(filepath.Join(h.root, "etc"), 0o755)
 	os.WriteFile(filepath.Join(h.root, "etc", "os-release"), []byte("NAME=NixOS\nID=nixos\n"), 0o644)
@@ -352,5 +376,119 @@ func TestReconfigureRebuildsWithoutTouchingTheDisk(t *testing.T) {
 	code, stdout, _ = h.run(t, "reconfigure", h.flake, "--answers", answers, "--dry-run")
 	if code != exitOK || !strings.Contains(stdout, "this machine is the node (NixOS, host name node1): after the build, kexec into the new image") {
 		t.Errorf("on the node: exit %d\n%s", code, stdout)
+	}
+}
+
+// TestReconfigureValidatorClientMovesTheSlashingHistory: changing the
+// validator client of a validator with keys needs the history exported
+// from the old client. Without one, or with the one secrets.yaml already
+// holds (from before the old client signed), reconfigure refuses; with a
+// fresh export it replaces the history in secrets.yaml and keeps every
+// other secret (the real sops decrypts them to the same values).
+func TestReconfigureValidatorClientMovesTheSlashingHistory(t *testing.T) {
+	sops := testutil.RequireTool(t, "sops")
+	dir := t.TempDir()
+	answers, keysDir := keysAnswers(t, dir)
+	h := &reconfHome{home: filepath.Join(dir, "home")}
+	h.root, _ = filepath.Abs("disk/testdata/server-2nvme")
+	h.flake = filepath.Join(h.home, "flake")
+	h.private = filepath.Join(h.home, "state", "homestaker")
+	var err error
+	if h.admin, err = age.GenerateX25519Identity(); err != nil {
+		t.Fatal(err)
+	}
+	answers = editAnswers(t, answers, answers, func(m map[string]any) {
+		section(m, "secrets")["adminRecipients"] = []string{h.admin.Recipient().String()}
+		host := section(m, "host")
+		host["arch"], host["board"], host["format"] = "x86_64", "generic", "kexec"
+		section(m, "ethereum")["consensus"] = "lighthouse"
+	})
+	if code, _, stderr := h.run(t, "render", "--answers", answers, "--out", h.flake); code != exitOK {
+		t.Fatalf("render: exit %d\n%s", code, stderr)
+	}
+	secretsFile := filepath.Join(h.flake, "hosts", "pi", "secrets.yaml")
+	before := sopsValues(t, sops, secretsFile, h.admin)
+	sums := treeSums(t, h.home)
+	current := filepath.Join(h.flake, "hosts", "pi", "homestaker.json")
+
+	noHistory := editAnswers(t, current, filepath.Join(dir, "no-history.json"), func(m map[string]any) {
+		section(m, "ethereum")["consensus"] = "nimbus"
+		delete(section(m, "ethereum", "validator"), "slashingProtection")
+	})
+	code, stdout, stderr := h.run(t, "reconfigure", h.flake, "--answers", noHistory, "--flake-only")
+	if code != exitRefused || !strings.Contains(stderr, "no slashing-protection history is named") || !strings.Contains(stdout, "homestaker-export-slashing-protection") {
+		t.Errorf("no history: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	stale := editAnswers(t, current, filepath.Join(dir, "stale.json"), func(m map[string]any) {
+		section(m, "ethereum")["consensus"] = "nimbus"
+	})
+	code, _, stderr = h.run(t, "reconfigure", h.flake, "--answers", stale, "--flake-only")
+	if code != exitRefused || !strings.Contains(stderr, "is the slashing-protection history secrets.yaml already holds") {
+		t.Errorf("the old history: exit %d\n%s", code, stderr)
+	}
+	// Prysm cannot import a history before its keys sign: two steps.
+	toPrysm := editAnswers(t, current, filepath.Join(dir, "prysm.json"), func(m map[string]any) {
+		section(m, "ethereum")["consensus"] = "prysm"
+		delete(section(m, "ethereum", "validator"), "slashingProtection")
+	})
+	code, _, stderr = h.run(t, "reconfigure", h.flake, "--answers", toPrysm, "--flake-only")
+	if code != exitRefused || !strings.Contains(stderr, "move in two steps") {
+		t.Errorf("to prysm with keys: exit %d\n%s", code, stderr)
+	}
+	if got := treeSums(t, h.home); got != sums {
+		t.Errorf("a refused reconfigure changed files:\n%s", lineDiff(sums, got))
+	}
+
+	// The export from the old client (lighthouse) has signed more since.
+	old, _ := os.ReadFile(filepath.Join(keysDir, "slashing-protection.json"))
+	fresh := filepath.Join(dir, "exported.json")
+	os.WriteFile(fresh, bytes.Replace(old, []byte(`"slot": "100"`), []byte(`"slot": "4242"`), 1), 0o600)
+	moved := editAnswers(t, current, filepath.Join(dir, "moved.json"), func(m map[string]any) {
+		section(m, "ethereum")["consensus"] = "nimbus"
+		section(m, "ethereum", "validator")["slashingProtection"] = fresh
+	})
+	code, stdout, stderr = h.run(t, "reconfigure", h.flake, "--answers", moved, "--flake-only")
+	if code != exitOK {
+		t.Fatalf("with a fresh export: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"Consensus (and validator) client: lighthouse → nimbus", "~ hosts/pi/secrets.yaml (re-encrypted: replaces the slashing-protection history; every existing secret kept)", "[1/2] Hand the slashing-protection history to nimbus's validator"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("the review lacks %q:\n%s", want, stdout)
+		}
+	}
+	after := sopsValues(t, sops, secretsFile, h.admin)
+	if after["validator-slashing-protection"] != strings.Replace(string(old), `"slot": "100"`, `"slot": "4242"`, 1) {
+		t.Error("secrets.yaml does not hold the fresh export")
+	}
+	for k, v := range before {
+		if k != "validator-slashing-protection" && after[k] != v {
+			t.Errorf("secret %s changed", k)
+		}
+	}
+}
+
+// TestReconfigureLinePrompts: without a terminal the prefilled questions
+// come as line prompts; Enter keeps each answer, one is changed, and the
+// review's first choice writes the flake only.
+func TestReconfigureLinePrompts(t *testing.T) {
+	h := newReconfHome(t)
+	answersPath := filepath.Join(h.flake, "hosts", "beta", "homestaker.json")
+	oldData, _ := os.ReadFile(answersPath)
+	// hardware, name, timezone, network, execution, consensus, validator,
+	// fee recipient: kept; the graffiti: changed; the rest: kept.
+	script := strings.Repeat("\n", 8) + "typed on a line\n" + strings.Repeat("\n", 30)
+	code, stdout, stderr := h.runInput(t, script, "reconfigure", h.flake)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"[beta]:", "== Review ==", `Graffiti: "homestaker on NixOS" → "typed on a line"`, "1. Write the flake and answers only"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout)
+		}
+	}
+	data, _ := os.ReadFile(answersPath)
+	want := strings.Replace(string(oldData), `"graffiti": "homestaker on NixOS"`, `"graffiti": "typed on a line"`, 1)
+	if string(data) != want {
+		t.Errorf("answers after the line prompts:\n%s\nwant:\n%s", data, want)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/homestaker/homestaker/internal/testutil"
 )
 
 // rebuild returns the old and new texts a diff describes.
@@ -87,13 +89,7 @@ func TestUnified(t *testing.T) {
 // TestUnifiedAgainstPatch: patch(1), the real tool, applies our diff of
 // random texts to the old file and gets the new one.
 func TestUnifiedAgainstPatch(t *testing.T) {
-	patch, err := exec.LookPath("patch")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("patch(1) is needed (CI=true)")
-		}
-		t.Skip("patch(1) is not installed: the judge of the unified format is missing")
-	}
+	patch := testutil.RequireTool(t, "patch")
 	r := rand.New(rand.NewPCG(3, 4))
 	dir := t.TempDir()
 	for i := 0; i < 200; i++ {

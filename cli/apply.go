@@ -204,6 +204,41 @@ func applySteps(env *cliEnv, p plan.Plan, apply bool, fs steps.FlakeStep) []step
 	return list
 }
 
+// reconfigureSteps are the steps of a reconfiguration: the new
+// slashing-protection history (when the validator client changes), the
+// flake, its evaluation and the build, the data disk only when the user
+// asked for it to be re-formatted, and the kexec only when the node runs on
+// this machine and boots by kexec. No disk is erased without format.
+func reconfigureSteps(env *cliEnv, p plan.Plan, slashing, format, bootHere bool) []steps.Step {
+	var list []steps.Step
+	if slashing {
+		list = append(list, steps.SlashingStep{})
+	}
+	list = append(list, steps.FlakeStep{}, steps.EvaluateStep{}, steps.BuildStep{})
+	if format {
+		list = append(list, steps.DiskStep{})
+	}
+	if bootHere && p.Host.Format == plan.FormatKexec {
+		kd := defaultKexecDeps(env)
+		list = append(list, steps.KexecStep{Kexec: kd.kexec, StartJump: kd.startJump, Delay: 3 * time.Second})
+	}
+	return list
+}
+
+// describeSteps is the review's list of what the steps will do, as they
+// describe themselves; the flake step's lines are the review's file list.
+func describeSteps(t *steps.Target, list []steps.Step) []ui.StepPlan {
+	var out []ui.StepPlan
+	for _, st := range list {
+		sp := ui.StepPlan{Title: st.Title(t)}
+		if st.Name() != "flake" {
+			sp.Lines = st.Describe(t)
+		}
+		out = append(out, sp)
+	}
+	return out
+}
+
 // stepNames are the names of the steps, for the journal.
 func stepNames(list []steps.Step) []string {
 	var names []string

@@ -116,6 +116,10 @@ type session struct {
 	keysChecked bool
 	// nix is Nix as found once for the session (nil: not looked for yet).
 	nix *steps.Target
+	// target is the target of the plan last reviewed.
+	target *steps.Target
+	// flake is the dry run of the flake step of the last review.
+	flake steps.FlakeResult
 }
 
 func install(ctx context.Context, env *cliEnv, f installFlags) int {
@@ -462,6 +466,7 @@ func (s *session) review(p plan.Plan, flakeDir string) ui.Review {
 		rev.Problem = err.Error()
 		return rev
 	}
+	s.flake = fr
 	rev.Keys = keyNotes
 	if fr.HostKey.Fingerprint != "" {
 		rev.Keys = append(rev.Keys, "keeps the SSH host key "+fr.HostKey.Fingerprint)
@@ -485,13 +490,8 @@ func (s *session) review(p plan.Plan, flakeDir string) ui.Review {
 	}
 	// What the apply will do, as its steps describe themselves; the flake
 	// step's lines are the file list above.
-	for _, st := range applySteps(s.env, p, true, steps.FlakeStep{}) {
-		sp := ui.StepPlan{Title: st.Title(t)}
-		if st.Name() != "flake" {
-			sp.Lines = st.Describe(t)
-		}
-		rev.Steps = append(rev.Steps, sp)
-	}
+	s.target = t
+	rev.Steps = describeSteps(t, applySteps(s.env, p, true, steps.FlakeStep{}))
 
 	rev.Boot = "run `homestaker kexec " + flakeDir + " --host " + p.Host.Name + "` to boot it from this system"
 	if p.Host.Format == plan.FormatISO {

@@ -53,6 +53,8 @@ type FlakeResult struct {
 	AdminIdentity string
 	// KnownHosts is the known_hosts line for the node.
 	KnownHosts string
+	// Files are the flake's files as rendered (the review diffs them).
+	Files []flake.File
 }
 
 // secretGenerators makes the secrets the host's default.nix declares
@@ -246,7 +248,7 @@ func Flake(ctx context.Context, req FlakeRequest) (FlakeResult, error) {
 	} else {
 		res.Changes, err = flake.Write(ctx, req.Out, files, req.Write)
 	}
-	res.Plan, res.HostKey = p, key
+	res.Plan, res.HostKey, res.Files = p, key, files
 	return res, err
 }
 

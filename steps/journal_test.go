@@ -93,6 +93,13 @@ func TestRunJournalResume(t *testing.T) {
 		t.Fatalf("OpenJournal: resumed %v, %v", resumed, err)
 	}
 	before := inode(t, JournalPath(dir))
+	// Held open, the first journal's inode cannot be recycled by the
+	// writes below: a replaced journal has another inode.
+	held, err := os.Open(JournalPath(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
 	var events []Event
 	err = Run(context.Background(), &Target{}, list(refusal), Options{Journal: j, Emit: func(e Event) { events = append(events, e) }})
 	var se *Error

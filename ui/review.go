@@ -52,6 +52,8 @@ type Review struct {
 	// Refused says Problem is a safety refusal (exit 4): the flake folder
 	// holds files homestaker did not write, listed in Files as "foreign".
 	Refused bool
+	// Reconfigure, when set, makes this the review of a reconfiguration.
+	Reconfigure *Reconfigure
 }
 
 // StepPlan is one step of the apply: its title and what it will do.
@@ -72,6 +74,9 @@ var actionMark = map[string]string{"create": "+", "update": "~", "unchanged": "=
 // Text is the review as lines of text: colours mark the erased disk and
 // warnings, and the text reads the same without them.
 func (r Review) Text() string {
+	if r.Reconfigure != nil {
+		return r.reconfigureText()
+	}
 	var b strings.Builder
 	p := r.Plan
 	fmt.Fprintf(&b, "%s: %s on %s, %s + %s", p.Host.Name, p.Host.Arch, p.Ethereum.Network, p.Ethereum.Execution, p.Ethereum.Consensus)
@@ -116,15 +121,7 @@ func (r Review) Text() string {
 			fmt.Fprintf(&b, "  %s\n", v)
 		}
 	}
-	if len(r.Steps) > 0 {
-		b.WriteString("Apply, in order:\n")
-		for i, st := range r.Steps {
-			fmt.Fprintf(&b, "  %d. %s\n", i+1, st.Title)
-			for _, l := range st.Lines {
-				fmt.Fprintf(&b, "     %s\n", strings.ReplaceAll(l, "\n", "\n     "))
-			}
-		}
-	}
+	writeSteps(&b, r.Steps)
 	if r.Boot != "" {
 		fmt.Fprintf(&b, "Boot: %s\n", r.Boot)
 	}
@@ -136,4 +133,18 @@ func (r Review) Text() string {
 		fmt.Fprintf(&b, "RAM: %s\n", r.RAM)
 	}
 	return strings.TrimRight(b.String(), "\n")
+}
+
+// writeSteps lists the apply's steps with what each will do.
+func writeSteps(b *strings.Builder, list []StepPlan) {
+	if len(list) == 0 {
+		return
+	}
+	b.WriteString("Apply, in order:\n")
+	for i, st := range list {
+		fmt.Fprintf(b, "  %d. %s\n", i+1, st.Title)
+		for _, l := range st.Lines {
+			fmt.Fprintf(b, "     %s\n", strings.ReplaceAll(l, "\n", "\n     "))
+		}
+	}
 }

@@ -25,6 +25,9 @@ const (
 	FlakeOnly
 	// ApplyAll: write the flake, build, erase the confirmed disk, boot.
 	ApplyAll
+	// Rebuild (reconfigure): write the flake, build, boot; no disk is
+	// touched.
+	Rebuild
 )
 
 // ReviewFunc describes, without side effects, what applying the plan of w
@@ -153,6 +156,9 @@ func (m *Model) reviewReady(rev Review) tea.Cmd {
 	if m.rev.Blocker != "" || m.rev.EraseDevice == "" {
 		m.choice = choiceFlake
 	}
+	if m.rev.Reconfigure != nil {
+		m.choice = choiceValue(ReconfigureChoices(m.rev)[0])
+	}
 	m.form = huh.NewForm(huh.NewGroup(
 		huh.NewSelect[string]().Title("What now?").Options(m.choices()...).Value(&m.choice),
 	)).WithTheme(theme()).WithKeyMap(keymap()).WithShowHelp(true)
@@ -175,6 +181,9 @@ type errNotDevice string
 func (e errNotDevice) Error() string { return "type " + string(e) + " exactly to erase it" }
 
 func (m *Model) choices() []huh.Option[string] {
+	if m.rev.Reconfigure != nil {
+		return reconfigureOptions(m.rev)
+	}
 	var opts []huh.Option[string]
 	if m.rev.Blocker == "" && m.rev.EraseDevice != "" {
 		opts = append(opts, huh.NewOption("Apply: write the flake, build, erase the disk above, boot", choiceApply))
@@ -442,6 +451,9 @@ func (m *Model) next() tea.Cmd {
 			return tea.Quit
 		case choiceFlake:
 			m.outcome, m.quitting = FlakeOnly, true
+			return tea.Quit
+		case choiceRebuild:
+			m.outcome, m.quitting = Rebuild, true
 			return tea.Quit
 		}
 		return m.goTo(n + 1)

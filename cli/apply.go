@@ -129,13 +129,19 @@ func (env *cliEnv) stepCaps() steps.Caps {
 
 // applySteps are the steps of an apply for the plan: keys and flake, and
 // with apply the evaluation, the build, the data disk and, for a kexec
-// host, the kexec. Nothing is erased before the image is built.
+// host, the boot entry on the data disk (x86_64: the machine boots the node
+// from it after a power cut) and the kexec. An ISO host boots from its USB
+// stick and gets no boot entry (its kernel and initrd live on the stick).
+// Nothing is erased before the image is built.
 func applySteps(env *cliEnv, p plan.Plan, apply bool) []steps.Step {
 	list := []steps.Step{steps.FlakeStep{}}
 	if !apply {
 		return list
 	}
 	list = append(list, steps.EvaluateStep{}, steps.BuildStep{}, steps.DiskStep{})
+	if p.Host.Format == plan.FormatKexec && p.Host.Arch == plan.ArchX86_64 {
+		list = append(list, steps.BootEntryStep{})
+	}
 	if p.Host.Format == plan.FormatKexec {
 		kd := defaultKexecDeps(env)
 		list = append(list, steps.KexecStep{Kexec: kd.kexec, StartJump: kd.startJump, Delay: 3 * time.Second})

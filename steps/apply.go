@@ -164,6 +164,13 @@ func (b BuildStep) Apply(ctx context.Context, t *Target, s *Sink) error {
 	if err != nil {
 		return err
 	}
+	if bt.Format == plan.FormatKexec {
+		loader, err := BootLoaderArtifacts(ctx, artifacts)
+		if err != nil {
+			return err
+		}
+		artifacts = append(artifacts, loader...)
+	}
 	if bt.Format == plan.FormatSD {
 		card, err := assembleSD(ctx, res.OutPath, b.SDImage, bt, s)
 		if err != nil {
@@ -179,7 +186,12 @@ func (b BuildStep) Apply(ctx context.Context, t *Target, s *Sink) error {
 	t.Built = &m
 	s.Notef("built in %s; manifest %s", res.Finished.Sub(res.Started).Round(time.Second), path)
 	for _, a := range m.Artifacts {
-		s.Notef("  %-8s %s (%s)", a.Role, a.Path, nixbuild.FormatBytes(uint64(a.Size)))
+		if a.Role != nixbuild.RoleLoader {
+			s.Notef("  %-8s %s (%s)", a.Role, a.Path, nixbuild.FormatBytes(uint64(a.Size)))
+		}
+	}
+	if n, size := loaderFiles(m.Artifacts); n > 0 {
+		s.Notef("  %-8s %d boot loader files (%s) for the data disk's boot entry", nixbuild.RoleLoader, n, nixbuild.FormatBytes(size))
 	}
 	sized := nixbuild.RoleInitrd
 	if bt.Format == plan.FormatISO {

@@ -466,6 +466,7 @@ func (s *session) review(p plan.Plan, flakeDir string) ui.Review {
 	rev.RAM = ramBudget(p, s.cat, flakeDir)
 	rev.Build = fmt.Sprintf("the %s of %s for %s with nix build", what, p.Host.Name, p.Host.Arch)
 	rev.PowerCut = boot.AfterPowerCut(p, boot.RunningFirmware(s.env.getenv(systemRootEnv)))
+	rev.Store = storeLine(s.env.getenv(systemRootEnv), p, flakeDir)
 	if rev.Blocker == "" {
 		if msg := s.nixProblem(); msg != "" {
 			rev.Blocker = msg

@@ -39,6 +39,47 @@ type Options struct {
 type Result struct {
 	// Generation is the new default entry; Fallback the previous one (0: none).
 	Generation, Fallback int
+	// Unchanged: the default entry already booted this generation, and
+	// nothing was written.
+	Unchanged bool
+}
+
+// EntryRequest is one boot entry to write: `homestaker boot install` and
+// the install's boot-entry step both go through WriteEntry.
+type EntryRequest struct {
+	// Path is the data disk (a block device) or, with Image, its image file.
+	Path  string
+	Image bool
+	Generation
+	Options
+}
+
+// KindError says Path is a block device where an image file was named, or
+// the other way round; nothing was written.
+type KindError struct {
+	Path  string
+	Image bool
+}
+
+func (e *KindError) Error() string {
+	if e.Image {
+		return e.Path + " is a block device, not an image file"
+	}
+	return e.Path + " is not a block device (for an image file use --image)"
+}
+
+// WriteEntry reads the partition table at r.Path and writes r's generation
+// as its default boot entry (see Install).
+func (in *Installer) WriteEntry(ctx context.Context, r EntryRequest) (Target, Result, error) {
+	t, err := ReadTarget(r.Path)
+	if err != nil {
+		return t, Result{}, err
+	}
+	if t.Device == r.Image {
+		return t, Result{}, &KindError{Path: r.Path, Image: r.Image}
+	}
+	res, err := in.Install(ctx, t, r.Generation, r.Options)
+	return t, res, err
 }
 
 type job struct {
@@ -121,6 +162,22 @@ func (in *Installer) Install(ctx context.Context, t Target, g Generation, o Opti
 	}
 	res := Result{Generation: 1}
 	if current != nil {
+		same, err := j.boots(*current, g)
+		if err != nil {
+			return Result{}, err
+		}
+		if same {
+			// A second run with the same build (a resumed apply, a
+			// reconfigure that changed nothing the node boots) keeps the
+			// generations as they are: a new one would push the real
+			// previous generation out of the fallback.
+			res = Result{Generation: current.Number, Unchanged: true}
+			if len(gens) > 1 {
+				res.Fallback = gens[1]
+			}
+			j.say(fmt.Sprintf("generation %d already boots this kernel, initrd and command line: the entries stay as they are", current.Number))
+			return res, nil
+		}
 		res.Generation, res.Fallback = current.Number+1, current.Number
 	}
 	n := res.Generation
@@ -200,6 +257,28 @@ func (in *Installer) Install(ctx context.Context, t Target, g Generation, o Opti
 		j.say(fmt.Sprintf("boot entry generation %d is the default; the next install keeps it as the fallback", n))
 	}
 	return res, nil
+}
+
+// boots reports whether entry e starts g: the same command line, and a
+// kernel and initrd on the partition with the SHA-256 of g's files.
+func (j *job) boots(e entry, g Generation) (bool, error) {
+	if e.Options != strings.TrimSpace(g.Cmdline) {
+		return false, nil
+	}
+	for _, f := range [][2]string{{g.Kernel, e.Linux}, {g.Initrd, e.Initrd}} {
+		want, err := fileSum(f[0])
+		if err != nil {
+			return false, err
+		}
+		got, err := j.esp.sum(f[1])
+		if err != nil {
+			return false, nil // unreadable: write a new generation
+		}
+		if got != want {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // checkESP makes sure the partition holds homestaker's FAT filesystem.
@@ -375,7 +454,8 @@ type Loader struct {
 // FindLoader looks in dir for the files of the firmware's boot loader:
 // for UEFI systemd-bootx64.efi, in dir itself or where systemd's package
 // keeps it (lib/systemd/boot/efi); for BIOS GRUB's i386-pc folder (dir
-// itself or lib/grub/i386-pc) holding boot.img, core.img and the modules.
+// itself, i386-pc as the build's boot-loader folder has it, or
+// lib/grub/i386-pc) holding boot.img, core.img and the modules.
 func FindLoader(dir string, fw Firmware) (Loader, error) {
 	if dir == "" {
 		return Loader{}, fmt.Errorf("--loader: no folder named; it holds the boot loader from the build")
@@ -400,7 +480,7 @@ func FindLoader(dir string, fw Firmware) (Loader, error) {
 		}
 		return Loader{SystemdBoot: p}, nil
 	case BIOS:
-		for _, d := range []string{dir, filepath.Join(dir, "lib/grub/i386-pc")} {
+		for _, d := range []string{dir, filepath.Join(dir, "i386-pc"), filepath.Join(dir, "lib/grub/i386-pc")} {
 			l := Loader{GRUBDir: d, GRUBBootImg: filepath.Join(d, "boot.img"), GRUBCoreImg: filepath.Join(d, "core.img")}
 			if first(l.GRUBBootImg) == "" || first(l.GRUBCoreImg) == "" {
 				continue
@@ -415,7 +495,7 @@ func FindLoader(dir string, fw Firmware) (Loader, error) {
 			}
 			return l, nil
 		}
-		return Loader{}, fmt.Errorf("--loader %s: no GRUB boot.img and core.img in it or in lib/grub/i386-pc (core.img is made by grub-mkimage -O i386-pc -p '%s' biosdisk part_gpt fat)", dir, GRUBPrefix)
+		return Loader{}, fmt.Errorf("--loader %s: no GRUB boot.img and core.img in it, in i386-pc or in lib/grub/i386-pc (core.img is made by grub-mkimage -O i386-pc -p '%s' biosdisk part_gpt fat)", dir, GRUBPrefix)
 	}
 	return Loader{}, fmt.Errorf("--firmware %q: want uefi or bios", fw)
 }

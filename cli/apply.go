@@ -190,13 +190,19 @@ func (env *cliEnv) stepCaps() steps.Caps {
 
 // applySteps are the steps of an apply for the plan: keys and flake, and
 // with apply the evaluation, the build, the data disk and, for a kexec
-// host, the kexec. Nothing is erased before the image is built.
+// host, the boot entry on the data disk (x86_64: the machine boots the node
+// from it after a power cut) and the kexec. An ISO host boots from its USB
+// stick and gets no boot entry (its kernel and initrd live on the stick).
+// Nothing is erased before the image is built.
 func applySteps(env *cliEnv, p plan.Plan, apply bool, fs steps.FlakeStep) []steps.Step {
 	list := []steps.Step{fs}
 	if !apply {
 		return list
 	}
 	list = append(list, steps.EvaluateStep{}, steps.BuildStep{}, steps.DiskStep{})
+	if p.Host.Format == plan.FormatKexec && p.Host.Arch == plan.ArchX86_64 {
+		list = append(list, steps.BootEntryStep{})
+	}
 	if p.Host.Format == plan.FormatKexec {
 		kd := defaultKexecDeps(env)
 		list = append(list, steps.KexecStep{Kexec: kd.kexec, StartJump: kd.startJump, Delay: 3 * time.Second})
@@ -209,7 +215,12 @@ func applySteps(env *cliEnv, p plan.Plan, apply bool, fs steps.FlakeStep) []step
 // flake, its evaluation and the build, the data disk only when the user
 // asked for it to be re-formatted, and the kexec only when the node runs on
 // this machine and boots by kexec. No disk is erased without format.
-func reconfigureSteps(env *cliEnv, p plan.Plan, slashing, format, bootHere bool) []steps.Step {
+//
+// diskFree says the data disk is on this machine and not in use (a rescue
+// system): the rebuild then switches the disk's boot entry to the new
+// build, keeping the previous one as the fallback. On the running node the
+// boot partition is mounted and is not written from here.
+func reconfigureSteps(env *cliEnv, p plan.Plan, slashing, format, bootHere, diskFree bool) []steps.Step {
 	var list []steps.Step
 	if slashing {
 		list = append(list, steps.SlashingStep{})
@@ -217,6 +228,9 @@ func reconfigureSteps(env *cliEnv, p plan.Plan, slashing, format, bootHere bool)
 	list = append(list, steps.FlakeStep{}, steps.EvaluateStep{}, steps.BuildStep{})
 	if format {
 		list = append(list, steps.DiskStep{})
+	}
+	if (format || diskFree) && p.Host.Format == plan.FormatKexec && p.Host.Arch == plan.ArchX86_64 {
+		list = append(list, steps.BootEntryStep{Optional: !format})
 	}
 	if bootHere && p.Host.Format == plan.FormatKexec {
 		kd := defaultKexecDeps(env)

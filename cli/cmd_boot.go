@@ -66,18 +66,6 @@ func runBootInstall(ctx context.Context, env *cliEnv, args []string) int {
 	if path == "" {
 		path = *image
 	}
-	t, err := boot.ReadTarget(path)
-	if err != nil {
-		return bootFailure(env, err)
-	}
-	switch {
-	case *device != "" && !t.Device:
-		fmt.Fprintf(env.stderr, "homestaker boot install: --device %s is not a block device (for an image file use --image)\n", path)
-		return exitUsage
-	case *image != "" && t.Device:
-		fmt.Fprintf(env.stderr, "homestaker boot install: --image %s is a block device (use --device)\n", path)
-		return exitUsage
-	}
 	out := env.stderr
 	if *dryRun {
 		out = env.stdout
@@ -86,13 +74,28 @@ func runBootInstall(ctx context.Context, env *cliEnv, args []string) int {
 		Reporter: report.Func(func(e report.Event) { printEvent(out, e) }),
 		SysRoot:  env.getenv(systemRootEnv),
 	}
-	res, err := in.Install(ctx, t, boot.Generation{Kernel: *kernel, Initrd: *initrd, Cmdline: *cmdline},
-		boot.Options{Firmware: fw, LoaderDir: *loader, DryRun: *dryRun})
+	_, res, err := in.WriteEntry(ctx, boot.EntryRequest{
+		Path: path, Image: *image != "",
+		Generation: boot.Generation{Kernel: *kernel, Initrd: *initrd, Cmdline: *cmdline},
+		Options:    boot.Options{Firmware: fw, LoaderDir: *loader, DryRun: *dryRun},
+	})
+	var kind *boot.KindError
+	if errors.As(err, &kind) {
+		flag := "--device"
+		if kind.Image {
+			flag = "--image"
+		}
+		fmt.Fprintf(env.stderr, "homestaker boot install: %s %v\n", flag, err)
+		return exitUsage
+	}
 	if err != nil {
 		return bootFailure(env, err)
 	}
 	if !*dryRun {
 		fmt.Fprintf(env.stdout, "%s boots generation %d with %s", path, res.Generation, loaderName(fw))
+		if res.Unchanged {
+			fmt.Fprint(env.stdout, " (unchanged: it already booted this kernel, initrd and command line)")
+		}
 		if res.Fallback != 0 {
 			fmt.Fprintf(env.stdout, "; generation %d is the fallback", res.Fallback)
 		}

@@ -55,6 +55,10 @@ func TestBootInstallCLI(t *testing.T) {
 	if code, out, errOut := runBootCLI(t, append([]string{"install", "--image", img}, gen...)...); code != exitOK || !strings.Contains(out, "boots generation 1 with systemd-boot") {
 		t.Errorf("install: exit %d: %s %s", code, out, errOut)
 	}
+	if code, out, errOut := runBootCLI(t, append([]string{"install", "--image", img}, gen...)...); code != exitOK || !strings.Contains(out, "boots generation 1 with systemd-boot (unchanged") {
+		t.Errorf("the same generation again: exit %d: %s %s", code, out, errOut)
+	}
+	os.WriteFile(initrd, []byte("initrd 2"), 0o644)
 	if code, out, errOut := runBootCLI(t, append([]string{"install", "--image", img}, gen...)...); code != exitOK || !strings.Contains(out, "boots generation 2 with systemd-boot; generation 1 is the fallback") {
 		t.Errorf("second install: exit %d: %s %s", code, out, errOut)
 	}

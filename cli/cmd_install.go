@@ -502,6 +502,7 @@ func (s *session) review(p plan.Plan, flakeDir string) ui.Review {
 	}
 	rev.RAM = ramBudget(p, s.cat, flakeDir)
 	rev.PowerCut = boot.AfterPowerCut(p, boot.RunningFirmware(s.env.getenv(systemRootEnv)))
+	rev.Store = storeLine(s.env.getenv(systemRootEnv), p, flakeDir)
 	if rev.Blocker == "" && t.NixErr != nil {
 		rev.Blocker = nixErrorText(t.NixErr)
 	}

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 
 	"github.com/homestaker/homestaker/nixbuild"
+	"github.com/homestaker/homestaker/nixinstall"
 	"github.com/homestaker/homestaker/plan"
 )
 
@@ -50,4 +51,25 @@ func ramBudget(p plan.Plan, cat *plan.Catalogue, flakeDir string) string {
 		}
 	}
 	return b.Text()
+}
+
+// storeLine is the review's line on the build's Nix store: where it lives on
+// this machine (root: the system root, "" for the running one), how much
+// it needs (nixinstall.StoreNeedFactor times the initrd: measured by the
+// last build, else nixbuild's stand-in) and, on a RAM-only rescue system,
+// the RAM that takes.
+func storeLine(root string, p plan.Plan, flakeDir string) string {
+	st, err := nixinstall.FindStore(root)
+	if err != nil {
+		return ""
+	}
+	initrd := uint64(nixbuild.EstimatedInitrdBytes)
+	source := fmt.Sprintf("%d × the initrd, whose size before the first build is a %s stand-in; an estimate", nixinstall.StoreNeedFactor, nixbuild.FormatBytes(initrd))
+	if m, err := nixbuild.ReadBuildManifest(filepath.Join(flakeDir, "hosts", p.Host.Name, "build-manifest.json")); err == nil {
+		if a, ok := m.Artifact(nixbuild.RoleInitrd); ok && a.Size > 0 {
+			initrd = uint64(a.Size)
+			source = fmt.Sprintf("%d × the %s initrd of the last build; an estimate", nixinstall.StoreNeedFactor, nixbuild.FormatBytes(initrd))
+		}
+	}
+	return st.ReviewLine(nixinstall.StoreNeedFactor*initrd, source, p.Host.MemoryBytes)
 }

@@ -295,7 +295,8 @@ func (r *reconf) review(p plan.Plan, format, wizard bool) ui.Review {
 	rc.ApplyLabel, rc.Next = r.bootText(p)
 	// The rebuild's steps as they describe themselves.
 	if s.target != nil {
-		rev.Steps = describeSteps(s.target, reconfigureSteps(s.env, p, r.slashing, format, r.here))
+		free := s.target.Disk != nil && s.target.DiskErr == nil
+		rev.Steps = describeSteps(s.target, reconfigureSteps(s.env, p, r.slashing, format, r.here, free))
 	}
 	return rev
 }
@@ -524,6 +525,8 @@ func (r *reconf) lineWizard(ctx context.Context, w *ui.Wizard, reviewOf func(*ui
 func (r *reconf) apply(ctx context.Context, p plan.Plan, outcome ui.Outcome, rev ui.Review) int {
 	s, env := r.s, r.s.env
 	format := outcome == ui.ApplyAll
+	s.nixProblem()
+	t := newTarget(ctx, env, p, s.cat, r.dir, s.private, s.keys, s.nix)
 	var list []steps.Step
 	if outcome == ui.FlakeOnly {
 		if r.slashing {
@@ -531,10 +534,9 @@ func (r *reconf) apply(ctx context.Context, p plan.Plan, outcome ui.Outcome, rev
 		}
 		list = append(list, steps.FlakeStep{})
 	} else {
-		list = reconfigureSteps(env, p, r.slashing, format, r.here)
+		// The boot entry is switched when the data disk is here and free.
+		list = reconfigureSteps(env, p, r.slashing, format, r.here, t.Disk != nil && t.DiskErr == nil)
 	}
-	s.nixProblem()
-	t := newTarget(ctx, env, p, s.cat, r.dir, s.private, s.keys, s.nix)
 	if format {
 		if t.Disk == nil || !slices.Contains(rev.ConfirmNames, t.Disk.Path) {
 			fmt.Fprintf(env.stderr, "homestaker reconfigure: the data disk changed since the review (%v); nothing was changed\n", t.DiskErr)

@@ -213,8 +213,8 @@ func TestDetachedApplySurvivesHangup(t *testing.T) {
 	if code := attach.ProcessState.ExitCode(); code != exitFailure {
 		t.Errorf("attach: exit %d (%v), want %d (the disk step fails here)", code, err, exitFailure)
 	}
-	for _, want := range []string{"The apply (install of node1) runs since", "[1/5] Keys and flake of node1", "[3/5] Build the kexec tree of node1",
-		"built kexec-tree", "[4/5] Erase and format the data disk", "write the GPT to /dev/nvme1n1"} {
+	for _, want := range []string{"The apply (install of node1) runs since", "[1/6] Keys and flake of node1", "[3/6] Build the kexec tree of node1",
+		"built kexec-tree", "[4/6] Erase and format the data disk", "write the GPT to /dev/nvme1n1"} {
 		if !strings.Contains(aout.String(), want) {
 			t.Errorf("attach's output lacks %q:\n%s", want, aout.String())
 		}
@@ -280,8 +280,8 @@ func TestDetachedApplyResumesAfterKill(t *testing.T) {
 	if code != exitFailure {
 		t.Errorf("install again: exit %d, want %d (the disk step fails here)\n%s\n%s", code, exitFailure, out, errOut)
 	}
-	for _, want := range []string{"Resuming the apply that stopped", "[2/5] Evaluate the configuration of node1: skipped, done ",
-		"[3/5] Build the kexec tree of node1\n", "built kexec-tree", "[4/5] Erase and format the data disk"} {
+	for _, want := range []string{"Resuming the apply that stopped", "[2/6] Evaluate the configuration of node1: skipped, done ",
+		"[3/6] Build the kexec tree of node1\n", "built kexec-tree", "[4/6] Erase and format the data disk"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("install again: output lacks %q:\n%s", want, out)
 		}
@@ -434,7 +434,7 @@ func TestAttachStop(t *testing.T) {
 	defer fg.Wait()
 	rec := fx.waitBuilding()
 	code, out, errOut := fx.run("attach", "--stop")
-	if code != exitInterrupt || !strings.Contains(errOut, "Stopping the apply (process ") || !strings.Contains(out, "[3/5] Build the kexec tree of node1") {
+	if code != exitInterrupt || !strings.Contains(errOut, "Stopping the apply (process ") || !strings.Contains(out, "[3/6] Build the kexec tree of node1") {
 		t.Errorf("attach --stop: exit %d\n%s\n%s", code, out, errOut)
 	}
 	if err := fg.Wait(); fg.ProcessState.ExitCode() != exitInterrupt {

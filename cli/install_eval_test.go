@@ -169,7 +169,7 @@ func TestInstallGoesOnWhenEvaluationPasses(t *testing.T) {
 	if got := strings.Join(calls, " "); got != "--version eval build" {
 		t.Errorf("nix ran %q, want the evaluation, then the build", got)
 	}
-	i, j := strings.Index(stdout, "[3/5] Build the kexec tree"), strings.Index(stdout, "[4/5] Erase and format the data disk")
+	i, j := strings.Index(stdout, "[3/6] Build the kexec tree"), strings.Index(stdout, "[4/6] Erase and format the data disk")
 	if i < 0 || j < i {
 		t.Fatalf("exit %d: the steps did not run in order:\n%s\n%s", code, stdout, stderr)
 	}

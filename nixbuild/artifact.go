@@ -29,7 +29,17 @@ const (
 	RoleIPXE        ArtifactRole = "ipxe"         // netboot.ipxe, variables.ipxe
 	RoleISO         ArtifactRole = "iso"          // iso/*.iso
 	RoleSDImage     ArtifactRole = "sd-image"     // the SD-card image assembled from an sd build's parts
+	RoleLoader      ArtifactRole = "loader"       // the boot loader's files for the data disk's boot entry (boot-loader/…)
 )
+
+// NewArtifact describes the file at path with its size and SHA-256.
+func NewArtifact(ctx context.Context, role ArtifactRole, name, path string) (Artifact, error) {
+	size, sum, err := hashFile(ctx, path)
+	if err != nil {
+		return Artifact{}, err
+	}
+	return Artifact{Role: role, Name: name, Path: path, Size: size, SHA256: sum}, nil
+}
 
 // Artifact is one file a build produced.
 type Artifact struct {

@@ -182,8 +182,19 @@ func WriteBuildSummary(w io.Writer, m BuildManifest, manifestPath string, elapse
 	if m.OutLink != "" {
 		fmt.Fprintf(w, "Link: %s\n", m.OutLink)
 	}
+	var loaders int
+	var loaderBytes uint64
 	for _, a := range m.Artifacts {
+		if a.Role == RoleLoader {
+			// Hundreds of GRUB modules: counted, listed in the manifest.
+			loaders++
+			loaderBytes += uint64(a.Size)
+			continue
+		}
 		fmt.Fprintf(w, "  %-12s %-16s %10s  sha256:%s\n", a.Role, a.Name, FormatBytes(uint64(a.Size)), a.SHA256)
+	}
+	if loaders > 0 {
+		fmt.Fprintf(w, "  %-12s %d boot loader files (%s) for the data disk's boot entry\n", RoleLoader, loaders, FormatBytes(loaderBytes))
 	}
 	fmt.Fprintf(w, "Manifest: %s\n", manifestPath)
 }

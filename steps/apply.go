@@ -190,6 +190,13 @@ func (b BuildStep) Apply(ctx context.Context, t *Target, s *Sink) error {
 	if err != nil {
 		return err
 	}
+	if bt.Format == plan.FormatKexec {
+		loader, err := BootLoaderArtifacts(ctx, artifacts)
+		if err != nil {
+			return err
+		}
+		artifacts = append(artifacts, loader...)
+	}
 	if bt.Format == plan.FormatSD {
 		card, err := assembleSD(ctx, res.OutPath, b.SDImage, bt, s)
 		if err != nil {

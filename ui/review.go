@@ -38,6 +38,9 @@ type Review struct {
 	// Boot says how the node will boot; PowerCut what boots it again after
 	// a power cut, and what to set.
 	Boot, PowerCut string
+	// Store says where the build's Nix store lives on this machine, the
+	// space (and, on a RAM-only rescue system, the RAM) the build needs.
+	Store string
 	// RAM says how the node's RAM divides between the system, which lives
 	// in RAM, and the clients ("" when the RAM is unknown).
 	RAM string
@@ -122,6 +125,9 @@ func (r Review) Text() string {
 		}
 	}
 	writeSteps(&b, r.Steps)
+	if r.Store != "" {
+		fmt.Fprintf(&b, "Nix store: %s\n", r.Store)
+	}
 	if r.Boot != "" {
 		fmt.Fprintf(&b, "Boot: %s\n", r.Boot)
 	}

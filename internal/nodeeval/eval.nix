@@ -93,6 +93,8 @@ let
       kernel = if config.boot.kernelPackages == null then null else config.boot.kernelPackages.kernel.name;
       sdCmdline = config.homestaker.sdCard.cmdline or null;
       kernelFile = if config.boot.kernelPackages == null then null else config.system.boot.loader.kernelFile;
+      # The boot loader files the system carries for the data disk's boot entry.
+      bootLoader = (config.environment.etc."homestaker/boot-loader" or { source = { name = null; }; }).source.name;
       warnings = config.warnings;
     };
 in

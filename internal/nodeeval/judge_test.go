@@ -125,6 +125,13 @@ func judge(t *testing.T, p plan.Plan, h nodeeval.Host, cat *plan.Catalogue) int 
 		wantImage = "sd-parts"
 	}
 	j.check(h.Image == wantImage, "nix build .#%s builds %q, want %q", p.Host.Name, h.Image, wantImage)
+	// A kexec host on x86_64 carries the boot loader of its boot entry
+	// (systemd-boot and GRUB from its nixpkgs); other hosts carry none.
+	wantLoader := ""
+	if p.Host.Format == plan.FormatKexec && p.Host.Arch == plan.ArchX86_64 {
+		wantLoader = "homestaker-boot-loader"
+	}
+	j.check(h.BootLoader == wantLoader, "the system carries the boot loader %q at /etc/homestaker/boot-loader, want %q", h.BootLoader, wantLoader)
 	judgeBoard(j, p, h)
 
 	// Firewall: every peer-to-peer port of both clients, no API port.

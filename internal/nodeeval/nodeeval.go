@@ -122,6 +122,9 @@ type Host struct {
 	// the file a kexec tree and an SD card take.
 	KernelFile string   `json:"kernelFile"`
 	Warnings   []string `json:"warnings"`
+	// BootLoader is the name of the boot loader folder the system carries
+	// at /etc/homestaker/boot-loader ("" when it carries none).
+	BootLoader string `json:"bootLoader"`
 }
 
 // Unit is a systemd service as NixOS would write it.

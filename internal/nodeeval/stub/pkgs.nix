@@ -35,7 +35,11 @@ let
     };
     stdenvNoCC = self.stdenv;
     buildPackages = self;
-    callPackage = fn: _: fake "callPackage-${baseNameOf (toString fn)}";
+    # As nixpkgs' callPackage: a file's function gets the packages it names
+    # (a missing one is an evaluation error) and builds a fake.
+    callPackage = fn: args:
+      let f = if builtins.isFunction fn then fn else import fn;
+      in f (builtins.intersectAttrs (builtins.functionArgs f) self // args);
     writeText = fakeWriter;
     writeTextFile = args: fake (args.name or "writeTextFile");
     writeShellScript = fakeWriter;
@@ -65,7 +69,7 @@ let
     "e2fsprogs" "findutils" "gawk" "gnugrep" "gnused" "gnupg" "htop" "iotop" "iproute2" "jq"
     "kexec-tools" "nix" "openssh" "parted" "sops" "ssh-to-age" "systemd" "systemdMinimal"
     "util-linux" "xfsprogs" "zstd" "squashfsTools" "gptfdisk" "mdadm" "lvm2" "cryptsetup"
-    "zfs" "bcachefs-tools" "raspberrypifw" "ubootRaspberryPi4_64bit"
+    "zfs" "bcachefs-tools" "raspberrypifw" "ubootRaspberryPi4_64bit" "grub2"
   ] fake;
 in
 lib.fix (lib.extends (lib.composeManyExtensions overlays) base)

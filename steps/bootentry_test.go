@@ -1,0 +1,193 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/homestaker/homestaker/boot"
+	"github.com/homestaker/homestaker/disk"
+	"github.com/homestaker/homestaker/internal/testutil"
+	"github.com/homestaker/homestaker/nixbuild"
+	"github.com/homestaker/homestaker/plan"
+	"github.com/homestaker/homestaker/secrets"
+)
+
+// fakeBuild lays out what a kexec build leaves in the store: a kexec tree
+// (kernel, initrd, kexec-boot whose init= names the system) and the system
+// carrying the boot loader at etc/homestaker/boot-loader, and returns the
+// manifest the build step records for it.
+func fakeBuild(t *testing.T, dir, name, loader string) nixbuild.BuildManifest {
+	t.Helper()
+	ctx := context.Background()
+	system := filepath.Join(dir, name+"-system")
+	tree := filepath.Join(dir, name+"-kexec-tree")
+	etc := filepath.Join(system, BootLoaderEtc)
+	for _, d := range []string{tree, filepath.Dir(etc)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(loader, etc); err != nil {
+		t.Fatal(err)
+	}
+	write := func(p, text string) {
+		if err := os.WriteFile(p, []byte(text), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(system, "init"), "#!/bin/sh\n")
+	write(filepath.Join(tree, "bzImage"), "kernel of "+name)
+	write(filepath.Join(tree, "initrd.zst"), "initrd of "+name)
+	write(filepath.Join(tree, "kexec-boot"), fmt.Sprintf("#!/usr/bin/env bash\nkexec --load ./bzImage --initrd=./initrd.zst \\\n  --command-line \"init=%s/init loglevel=4\"\nkexec -e\n", system))
+	artifacts, err := nixbuild.CollectArtifacts(ctx, tree, plan.FormatKexec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loaderFiles, err := BootLoaderArtifacts(ctx, artifacts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(loaderFiles) == 0 {
+		t.Fatalf("no boot loader files found through %s", tree)
+	}
+	return nixbuild.BuildManifest{Version: nixbuild.BuildManifestVersion, Host: "node1", Format: plan.FormatKexec, Arch: plan.ArchX86_64,
+		OutPath: tree, Artifacts: append(artifacts, loaderFiles...)}
+}
+
+// uefiLoader is a boot-loader folder laid out as the build's: Debian's
+// systemd-boot when installed, else a stand-in file (nothing boots here).
+func uefiLoader(t *testing.T, dir string) string {
+	t.Helper()
+	l := filepath.Join(dir, "homestaker-boot-loader")
+	if err := os.MkdirAll(l, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile("/usr/lib/systemd/boot/efi/systemd-bootx64.efi")
+	if err != nil {
+		data = []byte("MZ stand-in for systemd-bootx64.efi")
+	}
+	if err := os.WriteFile(filepath.Join(l, "systemd-bootx64.efi"), data, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func espEntries(t *testing.T, img string) (map[string]string, string) {
+	t.Helper()
+	tg, err := boot.ReadTarget(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := img + "@@" + strconv.FormatUint(tg.ESP.StartBytes, 10)
+	mt := func(args ...string) string {
+		cmd := exec.Command(args[0], append([]string{"-i", spec}, args[1:]...)...)
+		cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1", "MTOOLSRC=/dev/null")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	entries := map[string]string{}
+	for _, line := range strings.Fields(mt("mdir", "-b", "::/loader/entries")) {
+		name := filepath.Base(line)
+		entries[name] = mt("mtype", "::/loader/entries/"+name)
+	}
+	return entries, mt("mdir", "-b", "-/", "::/")
+}
+
+// TestBootEntryStepOnImage: the disk step formats an image, the boot-entry
+// step writes the build's generation with its boot loader; the same build
+// again changes nothing; a new build becomes generation 2 with 1 as the
+// fallback, and a third keeps 2 as the fallback and removes 1.
+func TestBootEntryStepOnImage(t *testing.T) {
+	for _, tool := range []string{"mkfs.vfat", "mkfs.ext4", "mcopy", "mdir"} {
+		testutil.RequireTool(t, tool)
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	var p plan.Plan
+	p.Host.Name, p.Host.Arch, p.Host.Format, p.Host.Firmware = "node1", plan.ArchX86_64, plan.FormatKexec, plan.FirmwareUEFI
+	p.Disk.Device = "/dev/disk/by-id/ata-TEST"
+	p.Ethereum.Execution, p.Ethereum.Consensus = "geth", "lighthouse"
+	key, _, err := secrets.EnsureHostKey(filepath.Join(dir, "private"), "node1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(dir, "data.img")
+	loader := uefiLoader(t, dir)
+	tg := &Target{Plan: p, FlakeDir: filepath.Join(dir, "flake"), System: disk.System{Root: dir}}
+
+	builds := map[string]nixbuild.BuildManifest{}
+	apply := func(name string, list ...Step) []Event {
+		t.Helper()
+		m, ok := builds[name]
+		if !ok {
+			m = fakeBuild(t, dir, name, loader)
+			builds[name] = m
+		}
+		tg.Built = &m
+		var events []Event
+		if err := Run(ctx, tg, list, Options{Emit: func(e Event) { events = append(events, e) }}); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return events
+	}
+	entryStep := BootEntryStep{Image: img}
+	apply("build1", DiskStep{Image: img, ImageSize: 4 << 30, HostKeyFile: key.PrivatePath}, entryStep)
+	entries, root := espEntries(t, img)
+	want1 := "linux /homestaker/0001/linux"
+	if len(entries) != 1 || !strings.Contains(entries["homestaker-0001.conf"], want1) ||
+		!strings.Contains(entries["homestaker-0001.conf"], "options init="+filepath.Join(dir, "build1-system")+"/init loglevel=4") {
+		t.Fatalf("after the first install: entries %v", entries)
+	}
+	for _, f := range []string{"::/EFI/BOOT/BOOTX64.EFI", "::/EFI/systemd/systemd-bootx64.efi", "::/loader/loader.conf", "::/homestaker/0001/initrd"} {
+		if !strings.Contains(root, f) {
+			t.Errorf("%s is missing on the boot partition:\n%s", f, root)
+		}
+	}
+
+	// The same build again (a resumed apply): nothing changes.
+	events := apply("build1", entryStep)
+	if entries2, _ := espEntries(t, img); len(entries2) != 1 {
+		t.Fatalf("the same build again: entries %v", entries2)
+	}
+	if !slices.ContainsFunc(events, func(e Event) bool { return strings.Contains(e.Message, "unchanged") }) {
+		t.Errorf("no 'unchanged' note: %+v", events)
+	}
+
+	// A rebuild: generation 2, 1 kept as the fallback.
+	apply("build2", entryStep)
+	entries, _ = espEntries(t, img)
+	if len(entries) != 2 || !strings.Contains(entries["homestaker-0001.conf"], want1) ||
+		!strings.Contains(entries["homestaker-0002.conf"], "options init="+filepath.Join(dir, "build2-system")+"/init") {
+		t.Fatalf("after the rebuild: entries %v", entries)
+	}
+	// Another: 2 is the fallback now, 1 is gone.
+	apply("build3", entryStep)
+	entries, root = espEntries(t, img)
+	if len(entries) != 2 || entries["homestaker-0001.conf"] != "" || !strings.Contains(entries["homestaker-0002.conf"], "build2-system") ||
+		!strings.Contains(entries["homestaker-0003.conf"], "build3-system") || strings.Contains(root, "::/homestaker/0001") {
+		t.Fatalf("after the third build: entries %v\n%s", entries, root)
+	}
+}
+
+// TestBootEntryStepRefusesABuildWithoutLoader: a manifest with no loader
+// files (a flake from an older homestaker) is refused before the disk is
+// touched, rather than taking a boot loader from this machine.
+func TestBootEntryStepRefusesABuildWithoutLoader(t *testing.T) {
+	dir := t.TempDir()
+	m := fakeBuild(t, dir, "old", uefiLoader(t, dir))
+	m.Artifacts = slices.DeleteFunc(m.Artifacts, func(a nixbuild.Artifact) bool { return a.Role == nixbuild.RoleLoader })
+	_, _, err := EntryFromManifest(context.Background(), m, dir)
+	if KindOf(err) != KindRefused || !strings.Contains(err.Error(), "no boot loader") {
+		t.Fatalf("err = %v (kind %d), want a refusal naming the missing boot loader", err, KindOf(err))
+	}
+}

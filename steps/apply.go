@@ -89,9 +89,19 @@ func (FlakeStep) Verify(ctx context.Context, t *Target) error {
 	return errors.New("the flake step is always run again")
 }
 
-// buildTarget is the host's image as nixbuild knows it.
+// buildTarget is the host's image as nixbuild knows it, from the plan the
+// target holds (the flake's homestaker.json is read again only for a plan
+// that does not say its format and architecture).
 func (t *Target) buildTarget() (nixbuild.BuildTarget, error) {
-	return nixbuild.ReadBuildTarget(t.FlakeDir, t.Plan.Host.Name)
+	h := t.Plan.Host
+	if h.Format == "" || h.Arch == "" {
+		return nixbuild.ReadBuildTarget(t.FlakeDir, h.Name)
+	}
+	abs, err := filepath.Abs(t.FlakeDir)
+	if err != nil {
+		return nixbuild.BuildTarget{}, fmt.Errorf("flake folder %s: %w", t.FlakeDir, err)
+	}
+	return nixbuild.BuildTarget{FlakeDir: abs, Host: h.Name, Format: h.Format, Arch: h.Arch, MemoryBytes: h.MemoryBytes}, nil
 }
 
 // nixReady returns NixErr as a refusal to build.

@@ -7,11 +7,12 @@ import (
 	"github.com/homestaker/homestaker/nixbuild"
 	"github.com/homestaker/homestaker/nixinstall"
 	"github.com/homestaker/homestaker/plan"
+	"github.com/homestaker/homestaker/steps"
 )
 
 // sdBoot says how an sd host boots, for the review.
 func sdBoot(env *cliEnv, p plan.Plan) string {
-	img, err := sdImagePath(env, p.Host.Name)
+	img, err := steps.SDImagePath(env.getenv, p.Host.Name)
 	if err != nil {
 		img = "<the image build prints>"
 	}

@@ -208,7 +208,7 @@ func (b BuildStep) Apply(ctx context.Context, t *Target, s *Sink) error {
 		artifacts = append(artifacts, loader...)
 	}
 	if bt.Format == plan.FormatSD {
-		card, err := assembleSD(ctx, res.OutPath, b.SDImage, bt, s)
+		card, err := assembleSD(ctx, t.Caps.getenv(), res.OutPath, b.SDImage, bt, s)
 		if err != nil {
 			return err
 		}
@@ -269,24 +269,27 @@ func ClientsRAM(p plan.Plan, cat *plan.Catalogue) uint64 {
 	return gib << 30
 }
 
-// SDImagePath is where an sd host's card image goes by default: the cache
-// folder, not the flake (it is large and rebuilt at will).
+// SDImagePath is where an sd host's card image goes unless told otherwise:
+// the cache folder, not the flake folder, whose every file Nix copies into
+// the store when it is not a git checkout.
 func SDImagePath(getenv func(string) string, host string) (string, error) {
 	cache := getenv("XDG_CACHE_HOME")
 	if cache == "" {
 		home := getenv("HOME")
 		if home == "" {
-			return "", errors.New("neither XDG_CACHE_HOME nor HOME is set: give --sd-image FILE")
+			return "", errors.New("neither XDG_CACHE_HOME nor HOME is set: give the image's path with --sd-image FILE")
 		}
 		cache = filepath.Join(home, ".cache")
 	}
 	return filepath.Join(cache, "homestaker", "images", host+"-sd.img"), nil
 }
 
-// assembleSD builds the SD-card image from the build's parts folder.
-func assembleSD(ctx context.Context, partsDir, out string, bt nixbuild.BuildTarget, s *Sink) (nixbuild.Artifact, error) {
+// assembleSD makes the SD-card image from the parts an sd build produced
+// (media.Assemble: the same code as `homestaker image sd`) and returns it
+// as the build's sd-image artifact.
+func assembleSD(ctx context.Context, getenv func(string) string, partsDir, out string, bt nixbuild.BuildTarget, s *Sink) (nixbuild.Artifact, error) {
 	if out == "" {
-		p, err := SDImagePath(os.Getenv, bt.Host)
+		p, err := SDImagePath(getenv, bt.Host)
 		if err != nil {
 			return nixbuild.Artifact{}, err
 		}

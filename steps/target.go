@@ -83,6 +83,13 @@ func (c Caps) nix() nixbuild.CommandRunner {
 	return nixbuild.ExecRunner(nixbuild.DefaultStopGrace)
 }
 
+func (c Caps) getenv() func(string) string {
+	if c.Getenv != nil {
+		return c.Getenv
+	}
+	return os.Getenv
+}
+
 func (c Caps) now() time.Time {
 	if c.Now != nil {
 		return c.Now()

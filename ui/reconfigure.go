@@ -183,16 +183,7 @@ func (r Review) reconfigureText() string {
 			}
 		}
 	}
-	for _, k := range r.Keys {
-		fmt.Fprintf(&b, "  %s\n", k)
-	}
-	if len(r.Validator) > 0 {
-		b.WriteString("Validator:\n")
-		for _, v := range r.Validator {
-			fmt.Fprintf(&b, "  %s\n", v)
-		}
-	}
-	writeSteps(&b, r.Steps)
+	r.writeKeysAndSteps(&b)
 	if rc.Next != "" {
 		fmt.Fprintf(&b, "Boot: %s\n", rc.Next)
 	}

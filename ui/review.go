@@ -115,16 +115,7 @@ func (r Review) Text() string {
 		}
 		fmt.Fprintf(&b, "  %s %-9s %s\n", mark, f.Action, f.Path)
 	}
-	for _, k := range r.Keys {
-		fmt.Fprintf(&b, "  %s\n", k)
-	}
-	if len(r.Validator) > 0 {
-		b.WriteString("Validator:\n")
-		for _, v := range r.Validator {
-			fmt.Fprintf(&b, "  %s\n", v)
-		}
-	}
-	writeSteps(&b, r.Steps)
+	r.writeKeysAndSteps(&b)
 	if r.Store != "" {
 		fmt.Fprintf(&b, "Nix store: %s\n", r.Store)
 	}
@@ -139,6 +130,22 @@ func (r Review) Text() string {
 		fmt.Fprintf(&b, "RAM: %s\n", r.RAM)
 	}
 	return strings.TrimRight(b.String(), "\n")
+}
+
+// writeKeysAndSteps writes the notes on keys, the validator's keys and
+// the apply's steps: the same in an install's and a reconfiguration's
+// review.
+func (r Review) writeKeysAndSteps(b *strings.Builder) {
+	for _, k := range r.Keys {
+		fmt.Fprintf(b, "  %s\n", k)
+	}
+	if len(r.Validator) > 0 {
+		b.WriteString("Validator:\n")
+		for _, v := range r.Validator {
+			fmt.Fprintf(b, "  %s\n", v)
+		}
+	}
+	writeSteps(b, r.Steps)
 }
 
 // writeSteps lists the apply's steps with what each will do.

@@ -292,43 +292,58 @@ func (s *session) wizard(ctx context.Context) int {
 		}
 	}
 
-	var outcome ui.Outcome
-	var rev ui.Review
-	if full {
-		m := ui.NewModel(w, start, func(w *ui.Wizard) ui.Review {
+	model := func() *ui.Model {
+		return ui.NewModel(w, start, func(w *ui.Wizard) ui.Review {
 			return s.review(w.Plan(), s.expandHome(w.A.FlakeDir))
 		}, observe)
-		p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(env.stdin), tea.WithOutput(env.stdout))
-		if _, err := p.Run(); err != nil && !errors.Is(err, tea.ErrProgramKilled) && !errors.Is(err, tea.ErrInterrupted) {
-			fmt.Fprintf(env.stderr, "homestaker: %v\n", err)
-			return exitFailure
-		}
-		outcome, rev = m.Outcome(), m.Review()
-	} else {
-		var code int
-		outcome, rev, code = s.lineWizard(ctx, w, lines, start, observe)
-		if code >= 0 {
-			return code
-		}
 	}
-	switch outcome {
-	case ui.Interrupted:
-		fmt.Fprintln(env.stderr, "Interrupted: nothing was written.")
-		return exitInterrupt
-	case ui.Quit:
-		fmt.Fprintln(env.stderr, "Stopped at the review: nothing was written.")
-		return exitOK
+	outcome, rev, code := askWizard(ctx, env, full, model, func() (ui.Outcome, ui.Review, int) {
+		return s.lineWizard(ctx, w, lines, start, observe)
+	})
+	if code >= 0 {
+		return code
 	}
 	p := w.Plan()
 	if res := p.Validate(s.cat); !res.OK() {
 		printResult(env.stderr, "the wizard's answers", res)
 		return exitInvalid
 	}
-	code := s.apply(ctx, p, s.expandHome(w.A.FlakeDir), outcome, rev)
+	code = s.apply(ctx, p, s.expandHome(w.A.FlakeDir), outcome, rev)
 	if code == exitOK {
 		_ = os.Remove(s.draftPath())
 	}
 	return code
+}
+
+// askWizard runs the wizard's questions and review: full screen (the
+// model), or as line prompts (lines); code >= 0 means stop with it (an
+// interrupt, a quit at the review, a failed terminal).
+func askWizard(ctx context.Context, env *cliEnv, full bool, model func() *ui.Model, lines func() (ui.Outcome, ui.Review, int)) (ui.Outcome, ui.Review, int) {
+	var outcome ui.Outcome
+	var rev ui.Review
+	if full {
+		m := model()
+		prog := tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(env.stdin), tea.WithOutput(env.stdout))
+		if _, err := prog.Run(); err != nil && !errors.Is(err, tea.ErrProgramKilled) && !errors.Is(err, tea.ErrInterrupted) {
+			fmt.Fprintf(env.stderr, "homestaker: %v\n", err)
+			return outcome, rev, exitFailure
+		}
+		outcome, rev = m.Outcome(), m.Review()
+	} else {
+		var code int
+		if outcome, rev, code = lines(); code >= 0 {
+			return outcome, rev, code
+		}
+	}
+	switch outcome {
+	case ui.Interrupted:
+		fmt.Fprintln(env.stderr, "Interrupted: nothing was written.")
+		return outcome, rev, exitInterrupt
+	case ui.Quit:
+		fmt.Fprintln(env.stderr, "Stopped at the review: nothing was written.")
+		return outcome, rev, exitOK
+	}
+	return outcome, rev, -1
 }
 
 // askResume offers to resume a draft; code >= 0 means stop with it.

@@ -13,7 +13,6 @@ import (
 	"sort"
 	"strings"
 
-	tea "charm.land/bubbletea/v2"
 	"filippo.io/age"
 	"github.com/charmbracelet/x/ansi"
 
@@ -430,32 +429,12 @@ func (r *reconf) wizard(ctx context.Context) int {
 		r.flakeDirAnswer = w.A.FlakeDir
 		return r.review(r.complete(w.Plan(), true), false, true)
 	}
-	var outcome ui.Outcome
-	var rev ui.Review
-	if full {
-		// The welcome screen is the installer's ("a disk … will be
-		// erased"): a reconfiguration starts at the hardware.
-		m := ui.NewModel(w, 1, reviewOf, nil)
-		prog := tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(env.stdin), tea.WithOutput(env.stdout))
-		if _, err := prog.Run(); err != nil && !errors.Is(err, tea.ErrProgramKilled) && !errors.Is(err, tea.ErrInterrupted) {
-			fmt.Fprintf(env.stderr, "homestaker: %v\n", err)
-			return exitFailure
-		}
-		outcome, rev = m.Outcome(), m.Review()
-	} else {
-		var code int
-		outcome, rev, code = r.lineWizard(ctx, w, reviewOf)
-		if code >= 0 {
-			return code
-		}
-	}
-	switch outcome {
-	case ui.Interrupted:
-		fmt.Fprintln(env.stderr, "Interrupted: nothing was written.")
-		return exitInterrupt
-	case ui.Quit:
-		fmt.Fprintln(env.stderr, "Stopped at the review: nothing was written.")
-		return exitOK
+	// The welcome screen is the installer's ("a disk … will be erased"):
+	// a reconfiguration starts at the hardware.
+	outcome, rev, code := askWizard(ctx, env, full, func() *ui.Model { return ui.NewModel(w, 1, reviewOf, nil) },
+		func() (ui.Outcome, ui.Review, int) { return r.lineWizard(ctx, w, reviewOf) })
+	if code >= 0 {
+		return code
 	}
 	p := r.complete(w.Plan(), true)
 	if res := p.Validate(s.cat); !res.OK() {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/homestaker/homestaker/steps"
+	"github.com/homestaker/homestaker/ui"
 )
 
 // runAttach is `homestaker attach [--private DIR] [--json] [--stop]`: the
@@ -134,4 +135,75 @@ func attachRunning(ctx context.Context, env *cliEnv) (int, bool) {
 	fmt.Fprintf(env.stdout, "An apply is running since %s: attaching. Ctrl-C stops watching; the apply goes on (`homestaker attach --stop` stops it).\n",
 		since(rec).Local().Format("2006-01-02 15:04:05"))
 	return attach(ctx, env, dir, false, false), true
+}
+
+// offerResume is the plain `homestaker`'s second look: when the last
+// install in the state folder stopped before it finished (failed, killed,
+// interrupted), it shows how it ended and offers to resume it from its
+// journal (ok) instead of starting the wizard. A disk the stopped apply
+// had not erased yet is typed again before it is.
+func offerResume(ctx context.Context, env *cliEnv) (int, bool) {
+	dir, err := privateDir(env, "")
+	if err != nil {
+		return 0, false
+	}
+	rec, err := steps.ReadJournal(dir)
+	if err != nil || rec.State == steps.StateDone || rec.Request.Command != "install" || applyRunning(rec) {
+		return 0, false
+	}
+	applyResult(env, dir, rec)
+	full := interactive(env)
+	lines := ui.NewLines(env.stdin, env.stdout)
+	title := "The apply of " + rec.Request.Plan.Host.Name + " stopped before it finished."
+	opts := []string{"Resume it (finished steps are checked again and skipped)", "Start the wizard (the stopped apply stays as it is)"}
+	var choice int
+	if full {
+		if choice, err = ui.AskChoice(ctx, env.stdin, env.stdout, title, opts); err != nil {
+			fmt.Fprintln(env.stderr, "Interrupted: nothing was changed.")
+			return exitInterrupt, true
+		}
+	} else {
+		fmt.Fprintln(env.stdout, title)
+		var code int
+		if choice, code = withContext(ctx, func() (int, error) { return lines.Choose("What now?", opts) }); code >= 0 {
+			return code, true
+		}
+	}
+	if choice != 0 {
+		return 0, false
+	}
+	req := rec.Request
+	if req.ConfirmedDevice != "" && !journalFinished(rec, "disk") {
+		_, code := withContext(ctx, func() (struct{}, error) {
+			return struct{}{}, lines.Confirm("Type "+req.Plan.Disk.Device+" to erase it (Enter alone stops)", []string{req.Plan.Disk.Device, req.ConfirmedDevice})
+		})
+		if code >= 0 {
+			fmt.Fprintln(env.stderr, "Stopped: nothing was changed.")
+			return exitRefused, true
+		}
+	}
+	if env.detach == nil {
+		// No detaching (tests): resume in this process.
+		pr := &eventPrinter{w: env.stdout}
+		code, report := journalApply(ctx, env, dir, "", req, pr.emit)
+		fmt.Fprint(env.stderr, report)
+		return code, true
+	}
+	j, _, err := steps.OpenJournal(dir, req, nil)
+	if err != nil {
+		reportFailure(env.stderr, "install", err)
+		return exitCode(err), true
+	}
+	s := &session{env: env, private: dir}
+	return s.startDetached(ctx, j), true
+}
+
+// journalFinished reports whether the journal's step finished.
+func journalFinished(rec steps.JournalRecord, name string) bool {
+	for _, s := range rec.Steps {
+		if s.Name == name {
+			return !s.Finished.IsZero()
+		}
+	}
+	return false
 }

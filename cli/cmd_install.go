@@ -60,6 +60,9 @@ func runWizard(ctx context.Context, env *cliEnv) int {
 	if code, ok := attachRunning(ctx, env); ok {
 		return code
 	}
+	if code, ok := offerResume(ctx, env); ok {
+		return code
+	}
 	return install(ctx, env, installFlags{})
 }
 

@@ -73,24 +73,34 @@ const nix28EvalError = "warning: the group 'nixbld' specified in 'build-users-gr
 	"       - In `/nix/store/x-source/hosts/node1/default.nix'\n" +
 	"(use '--show-trace' to show detailed location information)\n"
 
-// installWithFakeNix runs install --answers --yes --confirm-device on a copy
-// of the recorded server whose free NVMe disk is a file holding old data,
-// with nix faked by evaluate (the nix eval) and a replayed build.
-func installWithFakeNix(t *testing.T, evaluate func(c nixbuild.NixCommand) error) (code int, stdout, stderr string, calls []string, diskFile string) {
+// fakeInstall is a copy of the recorded server whose free NVMe disk is a
+// file holding old data, with nix faked: evaluate answers the nix eval, the
+// build is replayed.
+type fakeInstall struct {
+	t        *testing.T
+	vars     map[string]string
+	deps     buildDeps
+	answers  string
+	device   string
+	home     string
+	diskFile string
+	calls    []string
+}
+
+func newFakeInstall(t *testing.T, evaluate func(c nixbuild.NixCommand) error) *fakeInstall {
 	t.Helper()
 	root := copySystemRoot(t, "server-2nvme")
-	diskFile = filepath.Join(root, "dev", "nvme1n1")
-	if err := os.WriteFile(diskFile, bytes.Repeat([]byte("old chain data "), 1<<16), 0o644); err != nil {
+	f := &fakeInstall{t: t, diskFile: filepath.Join(root, "dev", "nvme1n1"), home: t.TempDir(),
+		device: "/dev/disk/by-id/nvme-SAMSUNG_MZQL23T8HCLS-00A07_S64HNE0R600002"}
+	if err := os.WriteFile(f.diskFile, bytes.Repeat([]byte("old chain data "), 1<<16), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	const device = "/dev/disk/by-id/nvme-SAMSUNG_MZQL23T8HCLS-00A07_S64HNE0R600002"
-	answers := writeAnswers(t, device)
-	home := t.TempDir()
+	f.answers = writeAnswers(t, f.device)
 	tree := fakeKexecTree(t)
-	deps := defaultBuildDeps()
-	deps.lookPath = func(string) (string, error) { return "/usr/bin/nix", nil }
-	deps.run = func(ctx context.Context, c nixbuild.NixCommand) error {
-		calls = append(calls, c.Args[0])
+	f.deps = defaultBuildDeps()
+	f.deps.lookPath = func(string) (string, error) { return "/usr/bin/nix", nil }
+	f.deps.run = func(ctx context.Context, c nixbuild.NixCommand) error {
+		f.calls = append(f.calls, c.Args[0])
 		switch c.Args[0] {
 		case "--version":
 			io.WriteString(c.Stdout, "nix (Nix) 2.26.3\n")
@@ -109,11 +119,75 @@ func installWithFakeNix(t *testing.T, evaluate func(c nixbuild.NixCommand) error
 		t.Errorf("unexpected nix %q", c.Args)
 		return errors.New("unexpected")
 	}
+	f.vars = map[string]string{"HOME": f.home, "XDG_STATE_HOME": filepath.Join(f.home, "state"), systemRootEnv: root, "TERM": "dumb"}
+	return f
+}
+
+// run runs homestaker with args and stdin in the fake machine.
+func (f *fakeInstall) run(stdin string, args ...string) (code int, stdout, stderr string) {
 	var out, errb bytes.Buffer
-	vars := map[string]string{"HOME": home, "XDG_STATE_HOME": filepath.Join(home, "state"), systemRootEnv: root, "TERM": "dumb"}
-	env := &cliEnv{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(k string) string { return vars[k] }, build: &deps}
-	code = run(context.Background(), env, []string{"install", "--answers", answers, "--out", filepath.Join(home, "flake"), "--yes", "--confirm-device", device})
-	return code, out.String(), errb.String(), calls, diskFile
+	env := &cliEnv{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb, getenv: func(k string) string { return f.vars[k] }, build: &f.deps}
+	code = run(context.Background(), env, args)
+	return code, out.String(), errb.String()
+}
+
+// install runs install --answers --yes --confirm-device.
+func (f *fakeInstall) install() (int, string, string) {
+	return f.run("", "install", "--answers", f.answers, "--out", filepath.Join(f.home, "flake"), "--yes", "--confirm-device", f.device)
+}
+
+// installWithFakeNix runs install --answers --yes --confirm-device in a
+// fakeInstall.
+func installWithFakeNix(t *testing.T, evaluate func(c nixbuild.NixCommand) error) (code int, stdout, stderr string, calls []string, diskFile string) {
+	t.Helper()
+	f := newFakeInstall(t, evaluate)
+	code, stdout, stderr = f.install()
+	return code, stdout, stderr, f.calls, f.diskFile
+}
+
+// TestPlainHomestakerOffersToResume: after an install stopped (here: Nix
+// refused the configuration), a plain homestaker shows how it ended and
+// offers to resume it; resumed, it asks for the disk again (it was not
+// erased yet) and goes on from the journal's own request.
+func TestPlainHomestakerOffersToResume(t *testing.T) {
+	refuse := true
+	f := newFakeInstall(t, func(c nixbuild.NixCommand) error {
+		if refuse {
+			io.WriteString(c.Stderr, nix28EvalError)
+			return errors.New("exit status 1")
+		}
+		io.WriteString(c.Stdout, "/nix/store/x-kexec-tree.drv")
+		return nil
+	})
+	if code, _, stderr := f.install(); code != exitFailure {
+		t.Fatalf("install: exit %d, want the evaluation's failure\n%s", code, stderr)
+	}
+	refuse = false
+	// "2": start the wizard instead; its input then ends at once.
+	code, stdout, _ := f.run("2\n")
+	if !strings.Contains(stdout, "The last apply (install of node1, started ") || !strings.Contains(stdout, "  failed   evaluate ") || code == exitOK {
+		t.Errorf("the stopped apply was not shown, or the wizard did not start: exit %d\n%s", code, stdout)
+	}
+	if firstMiB(t, f.diskFile) != firstMiB(t, writeOldData(t)) {
+		t.Fatal("the data disk changed without a resume")
+	}
+	// A wrong disk name stops it.
+	if code, _, stderr := f.run("1\n/dev/nvme0n1\n"); code != exitRefused || !strings.Contains(stderr, "nothing was changed") {
+		t.Errorf("a wrong disk name: exit %d\n%s", code, stderr)
+	}
+	f.calls = nil
+	code, stdout, stderr := f.run("1\n" + f.device + "\n")
+	for _, want := range []string{"[1/6] Keys and flake of node1", "[2/6] Evaluate the configuration of node1", "[4/6] Erase and format the data disk", "write the GPT to /dev/nvme1n1"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("the resumed apply lacks %q: exit %d\n%s\n%s", want, code, stdout, stderr)
+		}
+	}
+	if got := strings.Join(f.calls, " "); got != "--version eval build" {
+		t.Errorf("nix ran %q in the resumed apply", got)
+	}
+	if firstMiB(t, f.diskFile) == firstMiB(t, writeOldData(t)) {
+		t.Error("the resumed apply did not reach the disk")
+	}
 }
 
 // TestInstallStopsWhenEvaluationFails: the evaluation runs before the data

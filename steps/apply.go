@@ -127,8 +127,8 @@ func (EvaluateStep) Title(t *Target) string {
 }
 
 func (EvaluateStep) Describe(t *Target) []string {
-	if err := t.nixReady(); err != nil {
-		return []string{err.Error()}
+	if t.nixReady() != nil {
+		return []string{"needs Nix 2.18 or newer, which this machine lacks (the build step says how to get it)"}
 	}
 	return []string{fmt.Sprintf("evaluate %s with Nix %s", nixbuild.BuildTarget{FlakeDir: t.FlakeDir, Host: t.Plan.Host.Name, Format: t.Plan.Host.Format}.EvalAttribute(), t.Nix.Version)}
 }

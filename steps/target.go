@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/homestaker/homestaker/disk"
@@ -118,7 +119,9 @@ func (t *Target) ResolveDisk() {
 	}
 	dev, err := disk.Lookup(t.System, devs, t.Plan.Disk.Device)
 	if err != nil {
-		t.DiskErr = &disk.RefusedError{Target: t.Plan.Disk.Device, Reason: err.Error()}
+		// Lookup's error starts with the path the refusal names already.
+		reason := strings.TrimPrefix(err.Error(), t.Plan.Disk.Device+": ")
+		t.DiskErr = &disk.RefusedError{Target: t.Plan.Disk.Device, Reason: reason}
 		return
 	}
 	if dev.InUse {

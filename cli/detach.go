@@ -183,7 +183,7 @@ func (s *session) startDetached(ctx context.Context, j *steps.Journal) int {
 		who = "systemd unit " + proc.Unit
 	}
 	fmt.Fprintf(env.stdout, "The apply runs on its own (%s; log %s): if this session drops, it goes on, and `homestaker attach` shows it again. Ctrl-C stops it.\n", who, logPath)
-	w := &watcher{env: env, stateDir: s.private, log: logPath, proc: proc, stop: true}
+	w := &watcher{env: env, stateDir: s.private, log: logPath, proc: proc, stop: true, json: s.flags.json}
 	return w.follow(ctx)
 }
 

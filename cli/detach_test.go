@@ -36,6 +36,9 @@ case "$1" in
 --version) echo "nix (Nix) 2.26.3";;
 eval) echo /nix/store/x-kexec-tree.drv;;
 build)
+  if [ -n "$FAKE_NIX_FAIL" ]; then
+    cat "$FAKE_NIX_FAIL" >&2; exit 1
+  fi
   if [ -n "$FAKE_NIX_GATE" ]; then
     : > "$FAKE_NIX_GATE.started"
     i=0; while [ ! -e "$FAKE_NIX_GATE" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
@@ -442,5 +445,37 @@ func TestAttachStop(t *testing.T) {
 	}
 	if rec = fx.waitEnded(); rec.ErrorKind != steps.KindInterrupted {
 		t.Errorf("journal: %q kind %d", rec.State, rec.ErrorKind)
+	}
+}
+
+// TestFailedBuildLeavesTheDiskUntouched: through the real binary, a build
+// that fails stops the (detached) apply before the disk step: the disk
+// keeps its data byte for byte, the exit code is the build's, the report
+// names the failed derivation, and the journal says where it stopped.
+func TestFailedBuildLeavesTheDiskUntouched(t *testing.T) {
+	fx := newDetachFixture(t)
+	failLog, err := filepath.Abs(filepath.Join("nixbuild", "testdata", "build", "fail.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx.env = append(fx.env, "FAKE_NIX_FAIL="+failLog)
+	fx.open()
+	before := firstMiB(t, fx.disk)
+	code, out, errOut := fx.run(strings.Fields(fx.install())[1:]...)
+	if code != exitFailure || !strings.Contains(errOut, "kexec-tree-broken") || !strings.Contains(errOut, "was not touched") {
+		t.Errorf("exit %d, want the build's failure and the untouched disk named\n%s\n%s", code, out, errOut)
+	}
+	if strings.Contains(out, "Erase and format the data disk "+fx.device+"\n") && strings.Contains(out, "write the GPT") {
+		t.Errorf("the disk step ran after a failed build:\n%s", out)
+	}
+	if got := firstMiB(t, fx.disk); got != before {
+		t.Errorf("the data disk changed: %s, was %s", got, before)
+	}
+	rec, err := steps.ReadJournal(fx.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.State != steps.StateFailed || journalFinished(rec, "build") || !journalFinished(rec, "evaluate") {
+		t.Errorf("journal: state %s, steps %+v", rec.State, rec.Steps)
 	}
 }

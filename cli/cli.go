@@ -55,7 +55,7 @@ func commands() []command {
 		{"disk", "list disks, or partition and format the data disk", runDisk},
 		{"kexec", "check the machine, carry the network over and boot the node from RAM", runKexec},
 		{"flash", "write an ISO or SD image to a USB stick or card, then verify it", runFlash},
-		{"reconfigure", "change a host's answers: review the diff, rebuild and boot; keys and secrets kept, the data disk not formatted", runReconfigure},
+		{"reconfigure", "change a host's answers: review the diff, rebuild, boot; every key kept", runReconfigure},
 		{"boot", "write the boot entry on the data disk, so the node boots again after a power cut", runBoot},
 		{"nix", "install a verified Nix (official release tarball, pinned SHA-256) for root when it is missing", runNix},
 		{"image", "assemble a Raspberry Pi 4 SD-card image from a folder of parts", runImage},

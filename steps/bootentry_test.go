@@ -22,8 +22,23 @@ import (
 // fakeBuild lays out what a kexec build leaves in the store: a kexec tree
 // (kernel, initrd, kexec-boot whose init= names the system) and the system
 // carrying the boot loader at etc/homestaker/boot-loader, and returns the
-// manifest the build step records for it.
+// manifest the build step records for it. The kernel and initrd are
+// stand-ins that boot nothing.
 func fakeBuild(t *testing.T, dir, name, loader string) nixbuild.BuildManifest {
+	t.Helper()
+	return storeBuild(t, dir, name, loader, buildFiles{})
+}
+
+// buildFiles are what a build's kexec tree boots: the files copied in as
+// its bzImage and initrd ("": a stand-in text), and words appended to the
+// kexec-boot script's command line.
+type buildFiles struct {
+	Kernel, Initrd string
+	Cmdline        string
+}
+
+// storeBuild is fakeBuild with the kernel, initrd and command line of f.
+func storeBuild(t *testing.T, dir, name, loader string, f buildFiles) nixbuild.BuildManifest {
 	t.Helper()
 	ctx := context.Background()
 	system := filepath.Join(dir, name+"-system")
@@ -42,10 +57,24 @@ func fakeBuild(t *testing.T, dir, name, loader string) nixbuild.BuildManifest {
 			t.Fatal(err)
 		}
 	}
+	copyOr := func(dst, src, standIn string) {
+		if src == "" {
+			write(dst, standIn)
+			return
+		}
+		data, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, data, 0o444); err != nil {
+			t.Fatal(err)
+		}
+	}
 	write(filepath.Join(system, "init"), "#!/bin/sh\n")
-	write(filepath.Join(tree, "bzImage"), "kernel of "+name)
-	write(filepath.Join(tree, "initrd.zst"), "initrd of "+name)
-	write(filepath.Join(tree, "kexec-boot"), fmt.Sprintf("#!/usr/bin/env bash\nkexec --load ./bzImage --initrd=./initrd.zst \\\n  --command-line \"init=%s/init loglevel=4\"\nkexec -e\n", system))
+	copyOr(filepath.Join(tree, "bzImage"), f.Kernel, "kernel of "+name)
+	copyOr(filepath.Join(tree, "initrd.zst"), f.Initrd, "initrd of "+name)
+	cmdline := strings.TrimSpace("init=" + system + "/init loglevel=4 " + f.Cmdline)
+	write(filepath.Join(tree, "kexec-boot"), fmt.Sprintf("#!/usr/bin/env bash\nkexec --load ./bzImage --initrd=./initrd.zst \\\n  --command-line \"%s\"\nkexec -e\n", cmdline))
 	artifacts, err := nixbuild.CollectArtifacts(ctx, tree, plan.FormatKexec)
 	if err != nil {
 		t.Fatal(err)

@@ -78,6 +78,16 @@ func runDetachedApply(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "homestaker %s: %v\n", detachedApplyCmd, err)
 		return exitFailure
 	}
+	// Only a journal handed over a moment ago (startDetached: running, no
+	// process yet) is carried out. Any other (an apply that ended, or one
+	// another process runs) holds a disk confirmation that nobody gave for
+	// this run: resuming it is install's (or the plain homestaker's) to
+	// offer, after the disk is typed again.
+	if rec.State != steps.StateRunning || rec.PID != 0 {
+		fmt.Fprintf(env.stderr, "homestaker %s: the journal %s was not handed to a new apply (state %s, process %d): nothing was changed; run the same install again to resume it\n",
+			detachedApplyCmd, steps.JournalPath(*dir), rec.State, rec.PID)
+		return exitRefused
+	}
 	logPath := rec.Log
 	if logPath == "" {
 		logPath = steps.LogPath(*dir)

@@ -141,7 +141,7 @@ func journalApply(ctx context.Context, env *cliEnv, dir, logPath string, req ste
 	}
 	t := newTarget(ctx, env, p, cat, req.FlakeDir, req.Private, keys, nil)
 	t.NixArgs = req.NixArgs
-	t.Confirmed = req.ConfirmedDevice
+	t.Confirmed, t.ConfirmedByID, t.ConfirmedSize = req.ConfirmedDevice, req.ConfirmedByID, req.ConfirmedSize
 	// Resume: the journal holds the steps that finished in an earlier
 	// start; each is verified again (or run again) before it is skipped.
 	if err := steps.Run(ctx, t, list, steps.Options{Emit: emit, Journal: j, Resume: true}); err != nil {

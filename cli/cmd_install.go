@@ -311,6 +311,11 @@ func (s *session) wizard(ctx context.Context) int {
 		printResult(env.stderr, "the wizard's answers", res)
 		return exitInvalid
 	}
+	if s.flags.dryRun {
+		// --dry-run: the review is the end of it, whatever was chosen there.
+		fmt.Fprintln(env.stdout, "dry run: nothing was changed")
+		return exitOK
+	}
 	code = s.apply(ctx, p, s.expandHome(w.A.FlakeDir), outcome, rev)
 	if code == exitOK {
 		_ = os.Remove(s.draftPath())

@@ -449,6 +449,11 @@ func (r *reconf) wizard(ctx context.Context) int {
 		fmt.Fprintf(env.stderr, "homestaker reconfigure: refused: %s.\nNothing was changed.\n", rc.Refusal)
 		return exitRefused
 	}
+	if r.f.dryRun {
+		// --dry-run: the review is the end of it, whatever was chosen there.
+		fmt.Fprintln(env.stdout, "dry run: nothing was changed")
+		return exitOK
+	}
 	return r.apply(ctx, p, outcome, rev)
 }
 

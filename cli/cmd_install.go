@@ -311,6 +311,11 @@ func (s *session) wizard(ctx context.Context) int {
 		printResult(env.stderr, "the wizard's answers", res)
 		return exitInvalid
 	}
+	if s.flags.dryRun {
+		// --dry-run: the review is the end of it, whatever was chosen there.
+		fmt.Fprintln(env.stdout, "dry run: nothing was changed")
+		return exitOK
+	}
 	code = s.apply(ctx, p, s.expandHome(w.A.FlakeDir), outcome, rev)
 	if code == exitOK {
 		_ = os.Remove(s.draftPath())
@@ -499,6 +504,8 @@ func (s *session) review(p plan.Plan, flakeDir string) ui.Review {
 		rev.EraseDevice = p.Disk.Device
 		rev.EraseDetail = steps.EraseDetail(p, *t.Disk)
 		rev.ConfirmNames = steps.EraseNames(p, *t.Disk)
+		found := *t.Disk
+		rev.EraseDisk = &found
 	case t.Disk != nil && t.Disk.InUse:
 		rev.Blocker = fmt.Sprintf("%s is in use (%s): it cannot be erased", p.Disk.Device, t.Disk.InUseReason)
 	case t.Disk != nil:
@@ -580,17 +587,16 @@ func (s *session) apply(ctx context.Context, p plan.Plan, flakeDir string, outco
 	if full {
 		// The disk the user confirmed at the review must be the one
 		// found now; the disk step checks again right before it writes.
-		if t.Disk == nil || !slices.Contains(rev.ConfirmNames, t.Disk.Path) {
-			fmt.Fprintf(env.stderr, "homestaker install: the data disk changed since the review (%v); nothing was changed\n", t.DiskErr)
+		if err := confirmReviewed(t, rev); err != nil {
+			fmt.Fprintf(env.stderr, "homestaker install: the data disk changed since the review (%v); nothing was changed\n", err)
 			return exitRefused
 		}
-		t.Confirmed = t.Disk.Path
 	}
 	var j *steps.Journal
 	resumed := false
 	if full {
 		req := steps.Request{Command: "install", Plan: p, FlakeDir: flakeDir, Private: s.private, Steps: stepNames(list),
-			ConfirmedDevice: t.Confirmed, Force: write.Force, Input: write.Input}
+			ConfirmedDevice: t.Confirmed, ConfirmedByID: t.ConfirmedByID, ConfirmedSize: t.ConfirmedSize, Force: write.Force, Input: write.Input}
 		var err error
 		if j, resumed, err = steps.OpenJournal(s.private, req, nil); err != nil {
 			reportFailure(env.stderr, "install", err)
@@ -634,6 +640,28 @@ func (s *session) apply(ctx context.Context, p plan.Plan, flakeDir string, outco
 		fmt.Fprintf(env.stdout, "\nBoot: %s\n", rev.Boot)
 	}
 	return exitOK
+}
+
+// confirmReviewed checks that the data disk found now is the one confirmed at
+// the review (rev), by kernel name and by identity (by-id name, size), and
+// records it in t for the disk step, which checks it again right before it
+// writes.
+func confirmReviewed(t *steps.Target, rev ui.Review) error {
+	if t.Disk == nil {
+		return t.DiskErr
+	}
+	if !slices.Contains(rev.ConfirmNames, t.Disk.Path) {
+		return fmt.Errorf("%s is not among the names confirmed (%s)", t.Disk.Path, strings.Join(rev.ConfirmNames, ", "))
+	}
+	confirmed := *t.Disk
+	if rev.EraseDisk != nil {
+		confirmed = *rev.EraseDisk
+	}
+	if err := steps.ConfirmedIdentity(*t.Disk, confirmed.ByID, confirmed.SizeBytes); err != nil {
+		return err
+	}
+	t.Confirmed, t.ConfirmedByID, t.ConfirmedSize = t.Disk.Path, confirmed.ByID, confirmed.SizeBytes
+	return nil
 }
 
 // shellWord quotes s for a shell when it needs quoting, so a printed

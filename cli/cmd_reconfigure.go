@@ -449,6 +449,11 @@ func (r *reconf) wizard(ctx context.Context) int {
 		fmt.Fprintf(env.stderr, "homestaker reconfigure: refused: %s.\nNothing was changed.\n", rc.Refusal)
 		return exitRefused
 	}
+	if r.f.dryRun {
+		// --dry-run: the review is the end of it, whatever was chosen there.
+		fmt.Fprintln(env.stdout, "dry run: nothing was changed")
+		return exitOK
+	}
 	return r.apply(ctx, p, outcome, rev)
 }
 
@@ -517,18 +522,17 @@ func (r *reconf) apply(ctx context.Context, p plan.Plan, outcome ui.Outcome, rev
 		list = reconfigureSteps(env, p, r.slashing, format, r.here, t.Disk != nil && t.DiskErr == nil)
 	}
 	if format {
-		if t.Disk == nil || !slices.Contains(rev.ConfirmNames, t.Disk.Path) {
-			fmt.Fprintf(env.stderr, "homestaker reconfigure: the data disk changed since the review (%v); nothing was changed\n", t.DiskErr)
+		if err := confirmReviewed(t, rev); err != nil {
+			fmt.Fprintf(env.stderr, "homestaker reconfigure: the data disk changed since the review (%v); nothing was changed\n", err)
 			return exitRefused
 		}
-		t.Confirmed = t.Disk.Path
 	}
 	// A rebuild is journalled like an install's apply: running the same
 	// reconfigure again resumes after its last finished step.
 	var j *steps.Journal
 	resumed := false
 	if outcome != ui.FlakeOnly {
-		req := steps.Request{Command: "reconfigure", Plan: p, FlakeDir: r.dir, Private: s.private, Steps: stepNames(list), ConfirmedDevice: t.Confirmed}
+		req := steps.Request{Command: "reconfigure", Plan: p, FlakeDir: r.dir, Private: s.private, Steps: stepNames(list), ConfirmedDevice: t.Confirmed, ConfirmedByID: t.ConfirmedByID, ConfirmedSize: t.ConfirmedSize}
 		var err error
 		if j, resumed, err = steps.OpenJournal(s.private, req, nil); err != nil {
 			reportFailure(env.stderr, "reconfigure", err)

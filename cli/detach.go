@@ -78,6 +78,16 @@ func runDetachedApply(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "homestaker %s: %v\n", detachedApplyCmd, err)
 		return exitFailure
 	}
+	// Only a journal handed over a moment ago (startDetached: running, no
+	// process yet) is carried out. Any other (an apply that ended, or one
+	// another process runs) holds a disk confirmation that nobody gave for
+	// this run: resuming it is install's (or the plain homestaker's) to
+	// offer, after the disk is typed again.
+	if rec.State != steps.StateRunning || rec.PID != 0 {
+		fmt.Fprintf(env.stderr, "homestaker %s: the journal %s was not handed to a new apply (state %s, process %d): nothing was changed; run the same install again to resume it\n",
+			detachedApplyCmd, steps.JournalPath(*dir), rec.State, rec.PID)
+		return exitRefused
+	}
 	logPath := rec.Log
 	if logPath == "" {
 		logPath = steps.LogPath(*dir)
@@ -131,7 +141,7 @@ func journalApply(ctx context.Context, env *cliEnv, dir, logPath string, req ste
 	}
 	t := newTarget(ctx, env, p, cat, req.FlakeDir, req.Private, keys, nil)
 	t.NixArgs = req.NixArgs
-	t.Confirmed = req.ConfirmedDevice
+	t.Confirmed, t.ConfirmedByID, t.ConfirmedSize = req.ConfirmedDevice, req.ConfirmedByID, req.ConfirmedSize
 	// Resume: the journal holds the steps that finished in an earlier
 	// start; each is verified again (or run again) before it is skipped.
 	if err := steps.Run(ctx, t, list, steps.Options{Emit: emit, Journal: j, Resume: true}); err != nil {

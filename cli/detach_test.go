@@ -479,3 +479,39 @@ func TestFailedBuildLeavesTheDiskUntouched(t *testing.T) {
 		t.Errorf("journal: state %s, steps %+v", rec.State, rec.Steps)
 	}
 }
+
+// TestDetachedApplyRunsOnlyAHandedOverJournal: the hidden `apply --journal`
+// carries out a journal that install (or the plain homestaker's resume)
+// has just handed to it, after the disk was confirmed. Run by hand on a
+// journal that ended (a failed apply, here a failed build), it must not
+// resume it: its disk confirmation is stale, and resuming would erase the
+// disk without anyone confirming it again.
+func TestDetachedApplyRunsOnlyAHandedOverJournal(t *testing.T) {
+	fx := newDetachFixture(t)
+	failLog, err := filepath.Abs(filepath.Join("nixbuild", "testdata", "build", "fail.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := fx.env
+	fx.env = append(append([]string(nil), good...), "FAKE_NIX_FAIL="+failLog)
+	fx.open()
+	if code, out, errOut := fx.run(strings.Fields(fx.install())[1:]...); code != exitFailure {
+		t.Fatalf("install with a failing build: exit %d\n%s\n%s", code, out, errOut)
+	}
+	rec, err := steps.ReadJournal(fx.state)
+	if err != nil || rec.State != steps.StateFailed {
+		t.Fatalf("journal after the failed build: %+v, %v", rec, err)
+	}
+	before := firstMiB(t, fx.disk)
+	fx.env = good
+	code, out, errOut := fx.run(detachedApplyCmd, "--journal", fx.state)
+	if code != exitRefused {
+		t.Errorf("apply --journal of an ended journal: exit %d, want %d\n%s\n%s", code, exitRefused, out, errOut)
+	}
+	if got := firstMiB(t, fx.disk); got != before {
+		t.Errorf("apply --journal of an ended journal wrote the data disk without a confirmation")
+	}
+	if rec2, _ := steps.ReadJournal(fx.state); rec2.State != steps.StateFailed || rec2.Error != rec.Error {
+		t.Errorf("the ended journal was changed: state %q error %q", rec2.State, rec2.Error)
+	}
+}

@@ -254,3 +254,47 @@ func TestInstallGoesOnWhenEvaluationPasses(t *testing.T) {
 		t.Errorf("the data disk is unchanged after the disk step")
 	}
 }
+
+// TestResumeRefusesAnotherDiskUnderTheConfirmedName: the answers name the
+// data disk by its kernel name. The install stops before the disk step;
+// before it is resumed, another disk comes to answer to that name (the
+// machine restarted and numbered its disks anew). The plain homestaker's
+// resume asks for the name again, and the user types the same name; the
+// disk step must still refuse, since the disk is not the one confirmed at
+// the review (by-id name, size), and write nothing.
+func TestResumeRefusesAnotherDiskUnderTheConfirmedName(t *testing.T) {
+	refuse := true
+	f := newFakeInstall(t, func(c nixbuild.NixCommand) error {
+		if refuse {
+			io.WriteString(c.Stderr, nix28EvalError)
+			return errors.New("exit status 1")
+		}
+		io.WriteString(c.Stdout, "/nix/store/x-kexec-tree.drv")
+		return nil
+	})
+	f.device = "/dev/nvme1n1"
+	f.answers = writeAnswers(t, f.device)
+	if code, _, stderr := f.install(); code != exitFailure {
+		t.Fatalf("install: exit %d, want the evaluation's failure\n%s", code, stderr)
+	}
+	refuse = false
+	root := f.vars[systemRootEnv]
+	byID := filepath.Join(root, "dev", "disk", "by-id")
+	entries, _ := os.ReadDir(byID)
+	for _, e := range entries {
+		if link, _ := os.Readlink(filepath.Join(byID, e.Name())); link == "../../nvme1n1" {
+			os.Remove(filepath.Join(byID, e.Name()))
+		}
+	}
+	if err := os.Symlink("../../nvme1n1", filepath.Join(byID, "nvme-WDC_BACKUP_DISK_SERIAL9")); err != nil {
+		t.Fatal(err)
+	}
+	before := firstMiB(t, f.diskFile)
+	code, stdout, stderr := f.run("1\n" + f.device + "\n")
+	if code != exitRefused || !strings.Contains(stderr, "is not the disk confirmed at the review") {
+		t.Errorf("resume with another disk at %s: exit %d, want %d and the refusal\n%s\n%s", f.device, code, exitRefused, stdout, stderr)
+	}
+	if firstMiB(t, f.diskFile) != before {
+		t.Error("the resumed apply wrote a disk that was not the one confirmed")
+	}
+}

@@ -120,3 +120,25 @@ func TestWizardHangupKeepsDraft(t *testing.T) {
 	s2.answer("What will the node run on?", "Enter")
 	s2.waitFor("> hupnode")
 }
+
+// TestWizardDryRunWritesNothing: `homestaker install --dry-run` without
+// --answers runs the wizard; its review is the end of it. Choosing to
+// write the flake (or to apply) at the review must not write anything.
+func TestWizardDryRunWritesNothing(t *testing.T) {
+	home := t.TempDir()
+	script := strings.Join([]string{"", "1", "gamma", "UTC", "2", "1", "1", "y", e2eFee, "", "", "", "", "", "", "", "1", "1", "1", e2eKey, "", "1", "1", filepath.Join(home, "flake"), "1"}, "\n") + "\n"
+	code, stdout, stderr := runInstallCLI(t, home, script, "install", "--dry-run")
+	if code != exitOK || !strings.Contains(stdout, "== Review ==") || !strings.Contains(stdout, "dry run: nothing was changed") {
+		t.Errorf("install --dry-run (wizard): exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	var written []string
+	filepath.WalkDir(home, func(p string, d os.DirEntry, err error) error {
+		if err == nil && p != home {
+			written = append(written, p)
+		}
+		return nil
+	})
+	if len(written) != 0 {
+		t.Errorf("install --dry-run (wizard) wrote %v", written)
+	}
+}

@@ -498,3 +498,20 @@ func TestReconfigureLinePrompts(t *testing.T) {
 		t.Errorf("answers after the line prompts:\n%s\nwant:\n%s", data, want)
 	}
 }
+
+// TestReconfigureWizardDryRunWritesNothing: `reconfigure DIR --dry-run`
+// without --answers runs the prefilled wizard; the review is the end of
+// it, whatever is chosen there.
+func TestReconfigureWizardDryRunWritesNothing(t *testing.T) {
+	h := newReconfHome(t)
+	answersPath := filepath.Join(h.flake, "hosts", "beta", "homestaker.json")
+	oldData, _ := os.ReadFile(answersPath)
+	script := strings.Repeat("\n", 8) + "typed on a line\n" + strings.Repeat("\n", 30)
+	code, stdout, stderr := h.runInput(t, script, "reconfigure", h.flake, "--dry-run")
+	if code != exitOK || !strings.Contains(stdout, "== Review ==") || !strings.Contains(stdout, "dry run: nothing was changed") {
+		t.Errorf("reconfigure --dry-run (wizard): exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if data, _ := os.ReadFile(answersPath); string(data) != string(oldData) {
+		t.Errorf("reconfigure --dry-run (wizard) rewrote the answers:\n%s", data)
+	}
+}

@@ -399,7 +399,30 @@ func (d DiskStep) Apply(ctx context.Context, t *Target, s *Sink) error {
 		return Refuse(fmt.Errorf("the data disk was not confirmed: %s (%s) is not the disk named at the review (%q); nothing was erased",
 			t.Plan.Disk.Device, t.Disk.Path, t.Confirmed))
 	}
+	if !d.DryRun {
+		if err := ConfirmedIdentity(*t.Disk, t.ConfirmedByID, t.ConfirmedSize); err != nil {
+			return Refuse(fmt.Errorf("%s (%s) is not the disk confirmed at the review: %w; nothing was erased", t.Plan.Disk.Device, t.Disk.Path, err))
+		}
+	}
 	return f.Device(ctx, *t.Layout, *t.Disk, opts)
+}
+
+// ConfirmedIdentity says why cur is not the disk confirmed with by-id name
+// byID and size bytes (each checked when recorded), nil when it is: a
+// kernel name (/dev/sdb) may name another disk after a restart or a
+// hot-plug, a by-id name and a size do not change with it.
+func ConfirmedIdentity(cur disk.BlockDevice, byID string, size uint64) error {
+	if byID != "" && cur.ByID != byID {
+		by := cur.ByID
+		if by == "" {
+			by = "none"
+		}
+		return fmt.Errorf("the confirmed disk was %s, this one's by-id name is %s", byID, by)
+	}
+	if size != 0 && cur.SizeBytes != size {
+		return fmt.Errorf("the confirmed disk had %d bytes, this one has %d", size, cur.SizeBytes)
+	}
+	return nil
 }
 
 // EraseNames are the names a user may type to confirm erasing the target.

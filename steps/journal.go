@@ -51,6 +51,10 @@ type Request struct {
 	// ConfirmedDevice is the data disk the user confirmed erasing, typed
 	// back at the review ("" when no step erases a disk).
 	ConfirmedDevice string `json:"confirmedDevice,omitempty"`
+	// ConfirmedByID and ConfirmedSize are that disk's by-id name and size
+	// as the review showed it: a resumed apply erases only that disk.
+	ConfirmedByID string `json:"confirmedById,omitempty"`
+	ConfirmedSize uint64 `json:"confirmedSize,omitempty"`
 	// NixArgs are extra arguments for nix (--option NAME VALUE …).
 	NixArgs []string `json:"nixArgs,omitempty"`
 	// Force and Input are the flake step's write options (overwrite files

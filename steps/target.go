@@ -40,6 +40,11 @@ type Target struct {
 	// Confirmed is the data disk as the user named it at the review (or
 	// with --confirm-device): the disk step erases only a disk it names.
 	Confirmed string
+	// ConfirmedByID and ConfirmedSize are that disk's by-id name and size
+	// as the review showed it: the disk step erases only a disk that still
+	// has them, whatever its kernel name ("" and 0: not recorded).
+	ConfirmedByID string
+	ConfirmedSize uint64
 
 	// Nix is the nix binary found on this machine; NixErr why there is
 	// none that is new enough.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/homestaker/homestaker/disk"
 	"github.com/homestaker/homestaker/plan"
 )
 
@@ -30,6 +31,9 @@ type Review struct {
 	EraseDevice  string
 	EraseDetail  string
 	ConfirmNames []string
+	// EraseDisk is that disk as the review found it: the apply erases a
+	// disk only while it has the same by-id name and size.
+	EraseDisk *disk.BlockDevice
 	// Validator describes the validator's keys: how many, their withdrawal
 	// credentials, the slashing history, doppelganger protection.
 	Validator []string

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/homestaker/homestaker/disk"
 	"github.com/homestaker/homestaker/steps"
 	"github.com/homestaker/homestaker/ui"
 )
@@ -174,6 +175,14 @@ func offerResume(ctx context.Context, env *cliEnv) (int, bool) {
 	}
 	req := rec.Request
 	if req.ConfirmedDevice != "" && !journalFinished(rec, "disk") {
+		what := req.ConfirmedDevice
+		if req.ConfirmedByID != "" {
+			what += ", " + req.ConfirmedByID
+		}
+		if req.ConfirmedSize != 0 {
+			what += ", " + disk.SizeText(req.ConfirmedSize)
+		}
+		fmt.Fprintf(env.stdout, "The apply erases %s (%s) when it reaches the disk step; the disk step checks it is still that disk.\n", req.Plan.Disk.Device, what)
 		_, code := withContext(ctx, func() (struct{}, error) {
 			return struct{}{}, lines.Confirm("Type "+req.Plan.Disk.Device+" to erase it (Enter alone stops)", []string{req.Plan.Disk.Device, req.ConfirmedDevice})
 		})

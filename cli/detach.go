@@ -116,7 +116,7 @@ func journalApply(ctx context.Context, env *cliEnv, dir, logPath string, req ste
 		_ = j.Abort(e)
 		return exitCode(e), applyFailureText(e, req.Plan.Disk.Device)
 	}
-	j, _, err := steps.OpenJournal(dir, req, nil)
+	j, _, err := steps.TakeOverJournal(dir, req, nil)
 	if err != nil {
 		// Another apply runs (or the journal cannot be written): the
 		// journal is left as it is.

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/homestaker/homestaker/plan"
 )
@@ -56,8 +57,20 @@ func TestReconfigureWizardInTmux(t *testing.T) {
 	if data, _ := os.ReadFile(answersPath); string(data) != string(oldData) {
 		t.Fatal("the answers changed before the review was accepted")
 	}
-	s.keys("PageDown")
-	s.waitFor(`+      graffiti = "\"changed in tmux\"";`)
+	// The diff of default.nix is further down the review: page down to
+	// it (a loaded machine may take more than one key's page).
+	const diffLine = `+      graffiti = "\"changed in tmux\"";`
+	for i := 0; i < 8 && !strings.Contains(s.screen(), diffLine); i++ {
+		s.keys("PageDown")
+		time.Sleep(300 * time.Millisecond)
+	}
+	if !strings.Contains(s.screen(), diffLine) {
+		for i := 0; i < 8 && !strings.Contains(s.screen(), diffLine); i++ {
+			s.keys("PageUp")
+			time.Sleep(300 * time.Millisecond)
+		}
+	}
+	s.waitFor(diffLine)
 	s.keys("Enter")
 	s.waitFor("EXIT=0")
 

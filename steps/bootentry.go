@@ -83,6 +83,14 @@ func (b BootEntryStep) Describe(t *Target) []string {
 		"disk-data-boot", b.target(t), LoaderName(fw), why)}
 }
 
+// Verify: never trusted from the journal. A resumed apply may have built
+// again (its build did not verify), and the entry must boot what kexec
+// boots; an entry that already does is left unchanged, so running the step
+// again costs a read of the boot partition.
+func (BootEntryStep) Verify(ctx context.Context, t *Target) error {
+	return errors.New("the boot entry is always checked against the build")
+}
+
 func (b BootEntryStep) Apply(ctx context.Context, t *Target, s *Sink) error {
 	if b.Optional && b.Image == "" && t.Disk != nil {
 		// A disk formatted before homestaker wrote boot partitions keeps

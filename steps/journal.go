@@ -123,18 +123,43 @@ func ReadJournal(stateDir string) (JournalRecord, error) {
 // reports which). A journal of another request is replaced only when that
 // apply is not running.
 func OpenJournal(stateDir string, req Request, now func() time.Time) (j *Journal, resumed bool, err error) {
+	return openJournal(stateDir, req, now, false)
+}
+
+// TakeOverJournal is OpenJournal for the detached apply, which takes over
+// the journal install has just handed to it (running, no process yet);
+// OpenJournal refuses such a journal while the hand-over may be under way.
+func TakeOverJournal(stateDir string, req Request, now func() time.Time) (*Journal, bool, error) {
+	return openJournal(stateDir, req, now, true)
+}
+
+// handOverGrace is how long a journal handed to a detached apply that has
+// not recorded its process yet counts as taken.
+const handOverGrace = 30 * time.Second
+
+func openJournal(stateDir string, req Request, now func() time.Time, takeOver bool) (j *Journal, resumed bool, err error) {
 	if now == nil {
 		now = time.Now
 	}
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return nil, false, err
 	}
+	// One apply opens the journal at a time: two installs started at the
+	// same moment (two SSH sessions) must not both go on.
+	unlock, err := lockState(stateDir)
+	if err != nil {
+		return nil, false, err
+	}
+	defer unlock()
 	j = &Journal{path: JournalPath(stateDir), now: now}
 	old, err := ReadJournal(stateDir)
 	switch {
 	case err == nil && old.State == StateRunning && old.PID != 0 && old.PID != os.Getpid() && ProcessAlive(old.PID):
 		return nil, false, Refuse(fmt.Errorf("another apply (process %d, %s of %s) is running: watch it with 'homestaker attach'",
 			old.PID, old.Request.Command, old.Request.Plan.Host.Name))
+	case err == nil && !takeOver && old.State == StateRunning && old.PID == 0 && now().Sub(old.Updated) < handOverGrace:
+		return nil, false, Refuse(fmt.Errorf("another apply (%s of %s) is starting: watch it with 'homestaker attach'",
+			old.Request.Command, old.Request.Plan.Host.Name))
 	case err == nil && old.ID == req.ID() && old.State != StateDone:
 		j.rec = old
 		j.rec.State, j.rec.Error, j.rec.ErrorKind = StateRunning, "", 0
@@ -239,6 +264,23 @@ func (j *Journal) write() error {
 		return err
 	}
 	return secrets.WriteFileAtomic(j.path, append(data, '\n'), 0o600)
+}
+
+// lockState takes the state folder's lock (apply.lock, flock(2)); the
+// returned function releases it.
+func lockState(stateDir string) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(stateDir, "apply.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
 }
 
 // ProcessAlive reports whether a process with the pid runs. A zombie (a

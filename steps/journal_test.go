@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -135,8 +136,8 @@ func TestRunJournalResume(t *testing.T) {
 	if inode(t, JournalPath(dir)) == before {
 		t.Errorf("the journal was rewritten in place (same inode), not replaced atomically")
 	}
-	if names := journalFiles(t, dir); !slices.Equal(names, []string{JournalFile}) {
-		t.Errorf("state folder holds %v, want only %s", names, JournalFile)
+	if names := journalFiles(t, dir); !slices.Equal(names, []string{JournalFile, "apply.lock"}) {
+		t.Errorf("state folder holds %v, want only %s and its lock (no temporary files)", names, JournalFile)
 	}
 
 	// Another request does not resume this journal.
@@ -378,5 +379,41 @@ func TestDetachOutlivesItsSession(t *testing.T) {
 	st, _ := os.Stat(log)
 	if st.Mode().Perm() != 0o600 {
 		t.Errorf("log mode %o", st.Mode().Perm())
+	}
+}
+
+// TestJournalHandOver: a journal install has handed to a detached apply
+// (running, no process recorded yet) is refused to another install for a
+// while, and taken over by the detached apply.
+func TestJournalHandOver(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	req := Request{Command: "install", Steps: []string{"flake", "disk"}}
+	j, _, err := OpenJournal(dir, req, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.SetLog(filepath.Join(dir, "apply.log"), 0); err != nil { // handed over
+		t.Fatal(err)
+	}
+	other := Request{Command: "install", Steps: []string{"flake"}}
+	if _, _, err := OpenJournal(dir, other, clock); KindOf(err) != KindRefused || !strings.Contains(fmt.Sprint(err), "is starting") {
+		t.Errorf("another install during the hand-over: %v, want a refusal", err)
+	}
+	if _, _, err := OpenJournal(dir, req, clock); KindOf(err) != KindRefused {
+		t.Errorf("the same install again during the hand-over: %v, want a refusal", err)
+	}
+	taken, resumed, err := TakeOverJournal(dir, req, clock)
+	if err != nil || !resumed || taken.Record().PID != os.Getpid() {
+		t.Fatalf("the detached apply's take-over: resumed %v, err %v", resumed, err)
+	}
+	// A hand-over that never started is free again after the grace.
+	if err := taken.SetLog(filepath.Join(dir, "apply.log"), 0); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(handOverGrace + time.Second)
+	if _, _, err := OpenJournal(dir, other, clock); err != nil {
+		t.Errorf("after the grace: %v", err)
 	}
 }

@@ -59,7 +59,7 @@ func attach(ctx context.Context, env *cliEnv, dir string, jsonOut, stop bool) in
 		w := &watcher{env: env, stateDir: dir, log: rec.Log, json: jsonOut}
 		return w.follow(ctx)
 	}
-	if rec.State == steps.StateRunning && steps.ProcessAlive(rec.PID) {
+	if rec.Running() {
 		// install --foreground: it prints to its own terminal only.
 		fmt.Fprintf(env.stdout, "An apply (%s of %s) runs in another terminal's process %d (install --foreground), which keeps no log to follow.\n",
 			rec.Request.Command, rec.Request.Plan.Host.Name, rec.PID)
@@ -73,7 +73,7 @@ func attach(ctx context.Context, env *cliEnv, dir string, jsonOut, stop bool) in
 
 // applyRunning reports whether the journal's apply runs now.
 func applyRunning(rec steps.JournalRecord) bool {
-	return rec.State == steps.StateRunning && rec.PID != 0 && rec.Log != "" && steps.ProcessAlive(rec.PID)
+	return rec.Running() && rec.Log != ""
 }
 
 // since is when the journal's apply last started.

@@ -10,6 +10,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -88,8 +90,12 @@ type JournalRecord struct {
 	ErrorKind Kind `json:"errorKind,omitempty"`
 	// PID is the process running the apply (a detached one outlives the
 	// terminal that started it); Log is where it writes its events.
-	PID int    `json:"pid,omitempty"`
-	Log string `json:"log,omitempty"`
+	PID int `json:"pid,omitempty"`
+	// PIDStart is when that process started (clock ticks after boot, from
+	// /proc): a PID the kernel has since given to another program does not
+	// count as the apply.
+	PIDStart uint64 `json:"pidStart,omitempty"`
+	Log      string `json:"log,omitempty"`
 }
 
 // Journal records an apply's progress in the state folder: 0600, written
@@ -154,7 +160,7 @@ func openJournal(stateDir string, req Request, now func() time.Time, takeOver bo
 	j = &Journal{path: JournalPath(stateDir), now: now}
 	old, err := ReadJournal(stateDir)
 	switch {
-	case err == nil && old.State == StateRunning && old.PID != 0 && old.PID != os.Getpid() && ProcessAlive(old.PID):
+	case err == nil && old.PID != os.Getpid() && old.Running():
 		return nil, false, Refuse(fmt.Errorf("another apply (process %d, %s of %s) is running: watch it with 'homestaker attach'",
 			old.PID, old.Request.Command, old.Request.Plan.Host.Name))
 	case err == nil && !takeOver && old.State == StateRunning && old.PID == 0 && now().Sub(old.Updated) < handOverGrace:
@@ -163,14 +169,15 @@ func openJournal(stateDir string, req Request, now func() time.Time, takeOver bo
 	case err == nil && old.ID == req.ID() && old.State != StateDone:
 		j.rec = old
 		j.rec.State, j.rec.Error, j.rec.ErrorKind = StateRunning, "", 0
-		j.rec.PID = os.Getpid()
+		j.rec.PID, j.rec.PIDStart = os.Getpid(), ProcessStart(os.Getpid())
 		j.rec.Started = now().UTC()
 		return j, true, j.write()
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return nil, false, err
 	}
 	t := now().UTC()
-	j.rec = JournalRecord{Version: 1, ID: req.ID(), Request: req, State: StateRunning, Created: t, Started: t, Updated: t, PID: os.Getpid()}
+	j.rec = JournalRecord{Version: 1, ID: req.ID(), Request: req, State: StateRunning, Created: t, Started: t, Updated: t,
+		PID: os.Getpid(), PIDStart: ProcessStart(os.Getpid())}
 	for _, name := range req.Steps {
 		j.rec.Steps = append(j.rec.Steps, JournalStep{Name: name})
 	}
@@ -190,7 +197,7 @@ func (j *Journal) Record() JournalRecord {
 func (j *Journal) SetLog(path string, pid int) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	j.rec.Log, j.rec.PID = path, pid
+	j.rec.Log, j.rec.PID, j.rec.PIDStart = path, pid, ProcessStart(pid)
 	return j.write()
 }
 
@@ -281,6 +288,41 @@ func lockState(stateDir string) (func(), error) {
 		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		f.Close()
 	}, nil
+}
+
+// Running reports whether the journal's apply runs: its state says so and
+// its process is alive and is the one that started the apply.
+func (r JournalRecord) Running() bool {
+	if r.State != StateRunning || r.PID == 0 || !ProcessAlive(r.PID) {
+		return false
+	}
+	return r.PIDStart == 0 || ProcessStart(r.PID) == r.PIDStart
+}
+
+// ProcessStart is when the process started, in clock ticks after boot
+// (/proc/PID/stat's 22nd field); 0 when unknown.
+func ProcessStart(pid int) uint64 {
+	if pid <= 0 {
+		return 0
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0
+	}
+	// After "pid (comm) ": state is field 3, starttime field 22.
+	fields := strings.Fields(string(stat[i+1:]))
+	if len(fields) < 20 {
+		return 0
+	}
+	n, err := strconv.ParseUint(fields[19], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // ProcessAlive reports whether a process with the pid runs. A zombie (a

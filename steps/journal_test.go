@@ -417,3 +417,26 @@ func TestJournalHandOver(t *testing.T) {
 		t.Errorf("after the grace: %v", err)
 	}
 }
+
+// TestJournalRunningNeedsTheSameProcess: a journal names its process by PID
+// and start time; the same PID with another start time (the kernel gave the
+// number to another program) is not the apply.
+func TestJournalRunningNeedsTheSameProcess(t *testing.T) {
+	me := os.Getpid()
+	start := ProcessStart(me)
+	if start == 0 {
+		t.Fatal("no start time for this process in /proc")
+	}
+	rec := JournalRecord{State: StateRunning, PID: me, PIDStart: start}
+	if !rec.Running() {
+		t.Error("this process's journal does not count as running")
+	}
+	rec.PIDStart = start + 1
+	if rec.Running() {
+		t.Error("a journal of another process under the same PID counts as running")
+	}
+	rec.PIDStart, rec.State = start, StateFailed
+	if rec.Running() {
+		t.Error("a failed apply counts as running")
+	}
+}

@@ -13,6 +13,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/homestaker/homestaker/boot"
 	"github.com/homestaker/homestaker/nixbuild"
+	"github.com/homestaker/homestaker/nixinstall"
 	"github.com/homestaker/homestaker/plan"
 	"github.com/homestaker/homestaker/report"
 	"github.com/homestaker/homestaker/steps"
@@ -194,12 +195,25 @@ func (env *cliEnv) stepCaps() steps.Caps {
 // from it after a power cut) and the kexec. An ISO host boots from its USB
 // stick and gets no boot entry (its kernel and initrd live on the stick).
 // Nothing is erased before the image is built.
-func applySteps(env *cliEnv, p plan.Plan, apply bool, fs steps.FlakeStep) []steps.Step {
+//
+// With o.storeOnDisk (install --store-on-data-disk) the data disk is erased
+// first, explicitly: flake → disk → store (the build's /nix bind-mounted
+// from the data partition) → nix (with o.installNix) → evaluate → build →
+// boot entry → kexec, which unmounts the store before it loads the node.
+func applySteps(env *cliEnv, p plan.Plan, apply bool, fs steps.FlakeStep, o applyOpts) []steps.Step {
 	list := []steps.Step{fs}
 	if !apply {
 		return list
 	}
-	list = append(list, steps.EvaluateStep{}, steps.BuildStep{}, steps.DiskStep{})
+	if o.storeOnDisk {
+		list = append(list, steps.DiskStep{BeforeBuild: true}, steps.StoreStep{})
+		if o.installNix {
+			list = append(list, steps.NixInstallStep{Installer: func() (*nixinstall.Installer, error) { return newNixInstaller(env, "") }})
+		}
+		list = append(list, steps.EvaluateStep{}, steps.BuildStep{})
+	} else {
+		list = append(list, steps.EvaluateStep{}, steps.BuildStep{}, steps.DiskStep{})
+	}
 	if p.Host.Format == plan.FormatKexec && p.Host.Arch == plan.ArchX86_64 {
 		list = append(list, steps.BootEntryStep{})
 	}
@@ -208,6 +222,13 @@ func applySteps(env *cliEnv, p plan.Plan, apply bool, fs steps.FlakeStep) []step
 		list = append(list, steps.KexecStep{Kexec: kd.kexec, StartJump: kd.startJump, Delay: 3 * time.Second})
 	}
 	return list
+}
+
+// applyOpts choose an install's order: the build's store on the data disk,
+// erased first (storeOnDisk), and Nix installed there when it is missing
+// (installNix).
+type applyOpts struct {
+	storeOnDisk, installNix bool
 }
 
 // reconfigureSteps are the steps of a reconfiguration: the new

@@ -53,6 +53,14 @@ type installFlags struct {
 	// foreground: the apply runs in this process (and ends with its
 	// terminal) instead of a detached one.
 	foreground bool
+	// storeOnDisk: erase the data disk first and build with /nix on it;
+	// installNix: install Nix there when it is missing.
+	storeOnDisk, installNix bool
+}
+
+// opts are the apply's order options of the flags.
+func (f installFlags) opts() applyOpts {
+	return applyOpts{storeOnDisk: f.storeOnDisk, installNix: f.installNix}
 }
 
 // runWizard is `homestaker` with no arguments: the wizard.
@@ -69,7 +77,7 @@ func runWizard(ctx context.Context, env *cliEnv) int {
 // runInstall is `homestaker install`: the wizard, or with --answers the same
 // flow without questions.
 func runInstall(ctx context.Context, env *cliEnv, args []string) int {
-	fs := newFlags(env, "install", "install [--answers FILE] [--out DIR] [--private DIR] [--accessible] [--dry-run] [--flake-only] [--force] [--json] [--yes --confirm-device DEV] [--foreground]")
+	fs := newFlags(env, "install", "install [--answers FILE] [--out DIR] [--private DIR] [--accessible] [--dry-run] [--flake-only] [--force] [--json] [--yes --confirm-device DEV] [--foreground] [--store-on-data-disk [--install-nix]]")
 	var f installFlags
 	fs.StringVar(&f.answers, "answers", "", "run without questions from this answers `file`")
 	fs.StringVar(&f.out, "out", "", "the flake `folder` (default: asked, ~/homestaker-flake)")
@@ -82,8 +90,18 @@ func runInstall(ctx context.Context, env *cliEnv, args []string) int {
 	fs.BoolVar(&f.json, "json", false, "print the apply's events as JSON lines (one object per line)")
 	fs.BoolVar(&f.force, "force", false, "overwrite files in the flake folder that homestaker did not write or that were edited since (local.nix is never overwritten)")
 	fs.BoolVar(&f.foreground, "foreground", false, "apply in this process: the apply ends if the terminal goes away (default: it runs on its own; `homestaker attach` follows it)")
+	fs.BoolVar(&f.storeOnDisk, "store-on-data-disk", false, "erase and format the data disk BEFORE the build and keep the build's Nix store on it (bind-mounted at /nix), to spare the RAM of a rescue system; a failed build leaves the disk erased")
+	fs.BoolVar(&f.installNix, "install-nix", false, "with --store-on-data-disk: when Nix 2.18 or newer is missing, install the pinned, verified Nix into the store on the data disk (as `homestaker nix install` does)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
+	}
+	if f.installNix && !f.storeOnDisk {
+		fmt.Fprintln(env.stderr, "homestaker install: --install-nix goes with --store-on-data-disk; without it, install Nix first with `homestaker nix install`")
+		return exitUsage
+	}
+	if f.storeOnDisk && f.flakeOnly {
+		fmt.Fprintln(env.stderr, "homestaker install: --store-on-data-disk builds on the data disk, --flake-only touches no disk: choose one")
+		return exitUsage
 	}
 	if f.yes && f.confirm == "" && !f.flakeOnly && !f.dryRun {
 		fmt.Fprintln(env.stderr, "homestaker install: --yes erases the data disk only with --confirm-device DEV naming it (or use --flake-only)")
@@ -516,7 +534,8 @@ func (s *session) review(p plan.Plan, flakeDir string) ui.Review {
 	// What the apply will do, as its steps describe themselves; the flake
 	// step's lines are the file list above.
 	s.target = t
-	rev.Steps = describeSteps(t, applySteps(s.env, p, true, steps.FlakeStep{}))
+	t.NixByStep = s.flags.storeOnDisk && s.flags.installNix
+	rev.Steps = describeSteps(t, applySteps(s.env, p, true, steps.FlakeStep{}, s.flags.opts()))
 
 	rev.Boot = "run `homestaker kexec " + flakeDir + " --host " + p.Host.Name + "` to boot it from this system"
 	if p.Host.Format == plan.FormatISO {
@@ -528,7 +547,20 @@ func (s *session) review(p plan.Plan, flakeDir string) ui.Review {
 	rev.RAM = ramBudget(p, s.cat, flakeDir)
 	rev.PowerCut = boot.AfterPowerCut(p, boot.RunningFirmware(s.env.getenv(systemRootEnv)))
 	rev.Store = storeLine(s.env.getenv(systemRootEnv), p, flakeDir)
-	if rev.Blocker == "" && t.NixErr != nil {
+	if s.flags.storeOnDisk {
+		rev.Store = storeOnDiskLine(t, flakeDir)
+		if err := (steps.StoreStep{}).Preflight(t); rev.Blocker == "" && err != nil {
+			rev.Blocker = "the build's store cannot go on the data disk: " + err.Error()
+		}
+	}
+	switch {
+	case rev.Blocker != "" || t.NixErr == nil:
+	case s.flags.storeOnDisk && s.flags.installNix:
+		// The nix step installs it into the store on the data disk.
+	case s.flags.storeOnDisk:
+		rev.Blocker = nixErrorText(t.NixErr) + "\nWith --store-on-data-disk, add --install-nix: homestaker then installs the pinned, verified Nix into the store on the data disk " +
+			"(`homestaker nix install` would put it into /nix in RAM, which the store on the data disk cannot share)"
+	default:
 		rev.Blocker = nixErrorText(t.NixErr)
 	}
 	return rev
@@ -581,7 +613,7 @@ func (s *session) apply(ctx context.Context, p plan.Plan, flakeDir string, outco
 	env := s.env
 	full := outcome == ui.ApplyAll
 	write := flakeWriteOptions(env, s.flags.force, flakeDir, s.flags.answers, p.Host.Name)
-	list := applySteps(env, p, full, steps.FlakeStep{Write: write})
+	list := applySteps(env, p, full, steps.FlakeStep{Write: write}, s.flags.opts())
 	s.nixProblem()
 	t := newTarget(ctx, env, p, s.cat, flakeDir, s.private, s.keys, s.nix)
 	if full {
@@ -591,12 +623,14 @@ func (s *session) apply(ctx context.Context, p plan.Plan, flakeDir string, outco
 			fmt.Fprintf(env.stderr, "homestaker install: the data disk changed since the review (%v); nothing was changed\n", err)
 			return exitRefused
 		}
+		t.NixByStep = s.flags.storeOnDisk && s.flags.installNix
 	}
 	var j *steps.Journal
 	resumed := false
 	if full {
 		req := steps.Request{Command: "install", Plan: p, FlakeDir: flakeDir, Private: s.private, Steps: stepNames(list),
-			ConfirmedDevice: t.Confirmed, ConfirmedByID: t.ConfirmedByID, ConfirmedSize: t.ConfirmedSize, Force: write.Force, Input: write.Input}
+			ConfirmedDevice: t.Confirmed, ConfirmedByID: t.ConfirmedByID, ConfirmedSize: t.ConfirmedSize, Force: write.Force, Input: write.Input,
+			StoreOnDataDisk: s.flags.storeOnDisk, InstallNix: s.flags.storeOnDisk && s.flags.installNix}
 		var err error
 		if j, resumed, err = steps.OpenJournal(s.private, req, nil); err != nil {
 			reportFailure(env.stderr, "install", err)
@@ -621,7 +655,7 @@ func (s *session) apply(ctx context.Context, p plan.Plan, flakeDir string, outco
 			if full {
 				device = rev.EraseDevice
 			}
-			fmt.Fprint(env.stderr, applyFailureText(err, device))
+			fmt.Fprint(env.stderr, applyFailureText(err, device, stepNames(list)))
 			return exitCode(err)
 		}
 	}

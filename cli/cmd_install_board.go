@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/homestaker/homestaker/disk"
 	"github.com/homestaker/homestaker/nixbuild"
 	"github.com/homestaker/homestaker/nixinstall"
 	"github.com/homestaker/homestaker/plan"
@@ -64,6 +65,13 @@ func storeLine(root string, p plan.Plan, flakeDir string) string {
 	if err != nil {
 		return ""
 	}
+	need, source := storeNeed(p, flakeDir)
+	return st.ReviewLine(need, source, p.Host.MemoryBytes)
+}
+
+// storeNeed is the space the build needs in the store, and where the
+// figure comes from.
+func storeNeed(p plan.Plan, flakeDir string) (uint64, string) {
 	initrd := uint64(nixbuild.EstimatedInitrdBytes)
 	source := fmt.Sprintf("%d × the initrd, whose size before the first build is a %s stand-in; an estimate", nixinstall.StoreNeedFactor, nixbuild.FormatBytes(initrd))
 	if m, err := nixbuild.ReadBuildManifest(filepath.Join(flakeDir, "hosts", p.Host.Name, "build-manifest.json")); err == nil {
@@ -72,5 +80,41 @@ func storeLine(root string, p plan.Plan, flakeDir string) string {
 			source = fmt.Sprintf("%d × the %s initrd of the last build; an estimate", nixinstall.StoreNeedFactor, nixbuild.FormatBytes(initrd))
 		}
 	}
-	return st.ReviewLine(nixinstall.StoreNeedFactor*initrd, source, p.Host.MemoryBytes)
+	return nixinstall.StoreNeedFactor * initrd, source
 }
+
+// storeInRAM reports whether this machine's /nix lives in RAM (a rescue
+// system): then the store on the data disk spares that RAM.
+func storeInRAM(root string) bool {
+	st, err := nixinstall.FindStore(root)
+	return err == nil && st.InRAM
+}
+
+// storeOnDiskLine is the review's Nix store line of an install that builds
+// on the data disk (--store-on-data-disk): that the disk is erased before
+// the build, where the store will live, the space the build needs there
+// and the RAM it no longer takes.
+func storeOnDiskLine(t *steps.Target, flakeDir string) string {
+	need, source := storeNeed(t.Plan, flakeDir)
+	part := "the data partition"
+	free := "the data partition's size"
+	if t.Layout != nil {
+		free = "about " + gib(t.Layout.Data().SizeBytes)
+		if t.Disk != nil {
+			part = fmt.Sprintf("the data partition %s", disk.PartitionDevice(t.Disk.Name, t.Layout.DataNumber()))
+		}
+	}
+	line := fmt.Sprintf("the data disk is erased BEFORE the build; then /nix is bind-mounted from the folder %s on %s (mounted at %s), %s free; "+
+		"the build needs about %s there (%s)", disk.BuildStoreDir, part, steps.StoreMountDir, free, gib(need), source)
+	ram := "the store takes no RAM"
+	if t.Layout != nil && t.Layout.Data().SizeBytes < need {
+		line += "; the data partition is SMALLER than that"
+	}
+	if t.Plan.Host.MemoryBytes > 0 {
+		ram += fmt.Sprintf(" of this machine's %s", gib(t.Plan.Host.MemoryBytes))
+	}
+	return line + "; " + ram + ", but Nix's evaluation and its build folders (in $TMPDIR, /tmp) still use RAM (not measured here; typically a few GiB). " +
+		"The kexec step unmounts the store before it loads the node, and the node removes the folder (" + disk.DataMountPoint + "/" + disk.BuildStoreDir + ") at its first boot"
+}
+
+func gib(b uint64) string { return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30)) }

@@ -83,19 +83,12 @@ func runNixInstall(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintf(env.stdout, "No Nix found (homestaker needs %d.%d or newer).\n", nixbuild.MinNixMajor, nixbuild.MinNixMinor)
 	}
 
-	rel, err := nixinstall.ForSystem("")
+	in, err := newNixInstaller(env, *url)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "homestaker nix install: %v\n", err)
 		return exitFailure
 	}
-	root := env.getenv(systemRootEnv)
-	if root == "" {
-		root = "/"
-	}
-	in := &nixinstall.Installer{Root: root, Release: rel, URL: *url}
-	if nixInstallHook != nil {
-		nixInstallHook(in)
-	}
+	root, rel := in.Root, in.Release
 	fmt.Fprintf(env.stdout, "homestaker nix install (single-user, for root) will:\n")
 	for i, line := range in.Describe() {
 		fmt.Fprintf(env.stdout, "  %d. %s\n", i+1, line)
@@ -139,6 +132,25 @@ func runNixInstall(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintf(env.stdout, "The older %s is still on PATH and comes first: remove it (e.g. apt-get remove nix-bin) or put %s first on PATH.\n", nixPath, bin)
 	}
 	return exitOK
+}
+
+// newNixInstaller is the installer of the pinned release for this machine
+// into the system root's /nix (`homestaker nix install`, and install's nix
+// step), downloading from url ("": releases.nixos.org).
+func newNixInstaller(env *cliEnv, url string) (*nixinstall.Installer, error) {
+	rel, err := nixinstall.ForSystem("")
+	if err != nil {
+		return nil, err
+	}
+	root := env.getenv(systemRootEnv)
+	if root == "" {
+		root = "/"
+	}
+	in := &nixinstall.Installer{Root: root, Release: rel, URL: url}
+	if nixInstallHook != nil {
+		nixInstallHook(in)
+	}
+	return in, nil
 }
 
 // nixProgress prints the install's phases and the download every 10%.

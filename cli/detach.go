@@ -48,13 +48,25 @@ func newDetacher() *detacher {
 
 // applyFailureText is what install prints when its apply fails: the
 // failure with what the user can do, and whether the data disk was touched.
-func applyFailureText(err error, device string) string {
+// names are the apply's steps in order (nil: a failure before any step).
+func applyFailureText(err error, device string, names []string) string {
 	var b bytes.Buffer
 	reportFailure(&b, "install", err)
 	var se *steps.Error
-	if errors.As(err, &se) && se.Step != "disk" && se.Step != "kexec" && device != "" {
-		fmt.Fprintf(&b, "homestaker: the data disk %s was not touched.\n", device)
+	if !errors.As(err, &se) || device == "" || se.Step == "disk" || se.Step == "kexec" {
+		return b.String()
 	}
+	failed, erased := slices.Index(names, se.Step), slices.Index(names, "disk")
+	if se.Step == "" || erased < 0 || failed < erased {
+		fmt.Fprintf(&b, "homestaker: the data disk %s was not touched.\n", device)
+		return b.String()
+	}
+	if slices.Contains(names, "store") && se.Step != "boot-entry" {
+		fmt.Fprintf(&b, "homestaker: the data disk %s was erased and formatted before the build (--store-on-data-disk); it holds no chain data yet. "+
+			"Running install again (or a plain homestaker) resumes: the store is mounted again and the disk is not erased a second time.\n", device)
+		return b.String()
+	}
+	fmt.Fprintf(&b, "homestaker: the data disk %s was erased and formatted; running install again resumes without erasing it a second time.\n", device)
 	return b.String()
 }
 
@@ -114,13 +126,13 @@ func journalApply(ctx context.Context, env *cliEnv, dir, logPath string, req ste
 	fail := func(err error) (int, string) {
 		e := &steps.Error{Kind: steps.KindOf(err), Err: err}
 		_ = j.Abort(e)
-		return exitCode(e), applyFailureText(e, req.Plan.Disk.Device)
+		return exitCode(e), applyFailureText(e, req.Plan.Disk.Device, nil)
 	}
 	j, _, err := steps.TakeOverJournal(dir, req, nil)
 	if err != nil {
 		// Another apply runs (or the journal cannot be written): the
 		// journal is left as it is.
-		return exitCode(err), applyFailureText(err, "")
+		return exitCode(err), applyFailureText(err, "", nil)
 	}
 	if err := j.SetLog(logPath, os.Getpid()); err != nil {
 		return fail(err)
@@ -134,7 +146,8 @@ func journalApply(ctx context.Context, env *cliEnv, dir, logPath string, req ste
 	if !res.OK() {
 		return fail(steps.Invalidf("the answers of the apply have problems now: %s", keysProblem(res)))
 	}
-	list := applySteps(env, p, true, steps.FlakeStep{Write: flake.WriteOptions{Force: req.Force, Input: req.Input}})
+	opts := applyOpts{storeOnDisk: req.StoreOnDataDisk, installNix: req.InstallNix}
+	list := applySteps(env, p, true, steps.FlakeStep{Write: flake.WriteOptions{Force: req.Force, Input: req.Input}}, opts)
 	if got := stepNames(list); !slices.Equal(got, req.Steps) {
 		return fail(&steps.Error{Kind: steps.KindUsage, Err: fmt.Errorf("the journal's steps (%s) are not the ones this homestaker runs for the host (%s): run install again",
 			strings.Join(req.Steps, ", "), strings.Join(got, ", "))})
@@ -142,10 +155,11 @@ func journalApply(ctx context.Context, env *cliEnv, dir, logPath string, req ste
 	t := newTarget(ctx, env, p, cat, req.FlakeDir, req.Private, keys, nil)
 	t.NixArgs = req.NixArgs
 	t.Confirmed, t.ConfirmedByID, t.ConfirmedSize = req.ConfirmedDevice, req.ConfirmedByID, req.ConfirmedSize
+	t.NixByStep = opts.installNix
 	// Resume: the journal holds the steps that finished in an earlier
 	// start; each is verified again (or run again) before it is skipped.
 	if err := steps.Run(ctx, t, list, steps.Options{Emit: emit, Journal: j, Resume: true}); err != nil {
-		return exitCode(err), applyFailureText(err, p.Disk.Device)
+		return exitCode(err), applyFailureText(err, p.Disk.Device, stepNames(list))
 	}
 	// The answers are applied: a draft the wizard kept when its terminal
 	// went away while it followed this apply is of no more use.

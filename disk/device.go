@@ -132,6 +132,10 @@ func (f *Formatter) Device(ctx context.Context, l Layout, want BlockDevice, o Op
 	return nil
 }
 
+// PartitionDevice is the device of partition n of the disk with the kernel
+// name diskName: /dev/nvme0n1p3, /dev/sda3.
+func PartitionDevice(diskName string, n int) string { return "/dev/" + partitionName(diskName, n) }
+
 // partitionName is the kernel's name for partition n of disk: a "p" goes
 // between names ending in a digit and the number (nvme0n1p1, mmcblk0p1, sda1).
 func partitionName(disk string, n int) string {

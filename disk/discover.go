@@ -227,10 +227,16 @@ func byIDRank(n string) int {
 type Mount struct {
 	// MajorMinor is the device number, "259:2".
 	MajorMinor string
+	// Root is the folder of the filesystem the mount shows ("/" for a
+	// whole filesystem, the folder for a bind mount).
+	Root       string
 	MountPoint string
 	FSType     string
 	Source     string
 }
+
+// ReadMounts reads the mounts of the system (its /proc/self/mountinfo).
+func ReadMounts(sys System) ([]Mount, error) { return readMounts(sys) }
 
 func readMounts(sys System) ([]Mount, error) {
 	path := sys.path("/proc/self/mountinfo")
@@ -270,6 +276,7 @@ func ParseMountInfo(r io.Reader) ([]Mount, error) {
 		}
 		ms = append(ms, Mount{
 			MajorMinor: fields[2],
+			Root:       unescapeOctal(fields[3]),
 			MountPoint: unescapeOctal(fields[4]),
 			FSType:     fields[sep+1],
 			Source:     unescapeOctal(fields[sep+2]),

@@ -53,6 +53,12 @@ const (
 	FilesystemLabel = "homestaker"
 	// DataMountPoint is where the node mounts the data filesystem.
 	DataMountPoint = "/var/lib"
+	// BuildStoreDir is the folder, relative to the data filesystem's root,
+	// that holds the build's Nix store when install builds on the data
+	// disk (--store-on-data-disk): bind-mounted at /nix on the installing
+	// system, removed by the node at boot (data-disk.nix), where it shows
+	// as DataMountPoint + "/" + BuildStoreDir.
+	BuildStoreDir = ".homestaker-nix"
 	// SecretsDir is the folder, relative to the filesystem root, for secrets.
 	SecretsDir = "secrets"
 	// SSHDir is the folder, relative to the filesystem root, for the host's SSH keys.
@@ -245,6 +251,16 @@ func (l Layout) Data() Partition {
 		}
 	}
 	return Partition{}
+}
+
+// DataNumber is the data partition's 1-based number (0: none).
+func (l Layout) DataNumber() int {
+	for i, p := range l.Partitions {
+		if p.Name == DataPartitionName {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 // Boot is the EFI system partition and its 1-based number; ok is false when

@@ -68,8 +68,9 @@ func FindStore(root string) (Store, error) {
 
 // ReviewLine says where the build's store lives, how much space the build
 // needs there (need, with its source) and, on a RAM-only system, how much
-// RAM that takes, and that the data disk cannot hold the store yet: it is
-// formatted only after the build.
+// RAM that takes, and that the data disk cannot hold the store then: it is
+// formatted only after the build, unless install erases it first
+// (--store-on-data-disk).
 func (s Store) ReviewLine(need uint64, needSource string, ramBytes uint64) string {
 	where := fmt.Sprintf("%s on %s (%s, mounted at %s)", s.Path, s.FSType, s.Source, s.MountPoint)
 	if s.Path != "/nix" {
@@ -89,7 +90,7 @@ func (s Store) ReviewLine(need uint64, needSource string, ramBytes uint64) strin
 		line += " takes that much RAM"
 	}
 	return line + ". The store stays in RAM for the build: the data disk is formatted only after the build, so it cannot hold /nix then " +
-		"(formatting it first and bind-mounting /nix from the data partition is not built yet)"
+		"(install --store-on-data-disk erases it first and builds on it instead)"
 }
 
 func gibText(b uint64) string {

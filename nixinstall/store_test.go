@@ -35,7 +35,7 @@ func TestStoreReviewLineOnARescueSystem(t *testing.T) {
 	}
 	line := s.ReviewLine(4<<30, "4 × the initrd, a 1.0 GiB stand-in; an estimate", 8<<30)
 	for _, want := range []string{"/nix (not there yet; it goes on tmpfs", "needs about 4.0 GiB there (4 × the initrd, a 1.0 GiB stand-in; an estimate)",
-		"this is RAM: the store takes about 4.0 GiB of this machine's 8.0 GiB RAM", "the data disk is formatted only after the build", "not built yet"} {
+		"this is RAM: the store takes about 4.0 GiB of this machine's 8.0 GiB RAM", "the data disk is formatted only after the build", "install --store-on-data-disk erases it first"} {
 		if !strings.Contains(line, want) {
 			t.Errorf("line lacks %q:\n%s", want, line)
 		}

@@ -127,6 +127,9 @@ func (EvaluateStep) Title(t *Target) string {
 }
 
 func (EvaluateStep) Describe(t *Target) []string {
+	if t.nixReady() != nil && t.NixByStep {
+		return []string{fmt.Sprintf("evaluate %s with the Nix the nix step installs", nixbuild.BuildTarget{FlakeDir: t.FlakeDir, Host: t.Plan.Host.Name, Format: t.Plan.Host.Format}.EvalAttribute())}
+	}
 	if t.nixReady() != nil {
 		return []string{"needs Nix 2.18 or newer, which this machine lacks (the build step says how to get it)"}
 	}
@@ -174,6 +177,9 @@ func FormatNoun(f plan.Format) string {
 }
 
 func (BuildStep) Describe(t *Target) []string {
+	if err := t.nixReady(); err != nil && t.NixByStep {
+		return []string{fmt.Sprintf("nix build the %s of %s for %s with the Nix the nix step installs; %s", FormatNoun(t.Plan.Host.Format), t.Plan.Host.Name, t.Plan.Host.Arch, flake.BinaryCacheNote())}
+	}
 	if err := t.nixReady(); err != nil {
 		return []string{err.Error()}
 	}
@@ -327,6 +333,9 @@ type DiskStep struct {
 	// PrivateDir holds the staging copy of the host key ("": the
 	// target's private folder).
 	PrivateDir string
+	// BeforeBuild: the disk is erased before the build, to hold the
+	// build's store (install --store-on-data-disk); the review says so.
+	BeforeBuild bool
 }
 
 func (DiskStep) Name() string { return "disk" }
@@ -348,7 +357,19 @@ func (d DiskStep) Describe(t *Target) []string {
 	if t.Disk == nil {
 		return []string{"the data disk " + t.Plan.Disk.Device + " was not looked for"}
 	}
-	return []string{"ERASE " + t.Plan.Disk.Device + " (" + EraseDetail(t.Plan, *t.Disk) + ")", fmt.Sprintf("new GPT with the homestaker layout, %s data filesystem, SSH host key on it", t.Plan.Disk.Filesystem)}
+	lines := []string{"ERASE " + t.Plan.Disk.Device + " (" + EraseDetail(t.Plan, *t.Disk) + ")", fmt.Sprintf("new GPT with the homestaker layout, %s data filesystem, SSH host key on it", t.Plan.Disk.Filesystem)}
+	if d.BeforeBuild {
+		lines = append(lines, BeforeBuildWarning(t.Plan.Disk.Device))
+	}
+	return lines
+}
+
+// BeforeBuildWarning is the review's warning of an install that erases the
+// data disk before the build (--store-on-data-disk).
+func BeforeBuildWarning(device string) string {
+	return fmt.Sprintf("the data disk %s is erased BEFORE the build (--store-on-data-disk): a failed build leaves it erased. "+
+		"No chain data is lost on a fresh disk, but whatever %s holds now (a synced chain, keys, other files) is gone even if the node never builds; "+
+		"running install again resumes without erasing it a second time", device, device)
 }
 
 func (d DiskStep) hostKey(t *Target) (string, error) {

@@ -63,6 +63,11 @@ type Request struct {
 	// homestaker did not write; the answers file being rendered).
 	Force bool   `json:"force,omitempty"`
 	Input string `json:"input,omitempty"`
+	// StoreOnDataDisk: the data disk is erased first and holds the build's
+	// store; InstallNix: Nix is installed there when missing (install
+	// --store-on-data-disk --install-nix). Both change the steps.
+	StoreOnDataDisk bool `json:"storeOnDataDisk,omitempty"`
+	InstallNix      bool `json:"installNix,omitempty"`
 }
 
 // ID identifies a request: the same answers, folders and steps give the

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -102,6 +104,13 @@ func (k KexecStep) Apply(ctx context.Context, t *Target, s *Sink) error {
 	if !k.DryRun {
 		defer os.RemoveAll(tmp)
 	}
+	if t.Store != nil {
+		if k.DryRun {
+			fmt.Fprintf(out, "The build's store on the data disk stays mounted (%s, %s): a real kexec copies the kernel and initrd to %s and unmounts both first.\n", t.Store.NixDir, t.Store.MountDir, tmp)
+		} else if req, err = releaseStore(req, tmp, *t.Store, out); err != nil {
+			return err
+		}
+	}
 	kx := k.Kexec
 	if kx == nil {
 		kx = &boot.Kexec{}
@@ -122,6 +131,9 @@ func (k KexecStep) Apply(ctx context.Context, t *Target, s *Sink) error {
 	carry, err := kx.PrepareCarry(req, pre)
 	if err != nil {
 		return err
+	}
+	if t.Store != nil && !k.DryRun {
+		os.Remove(req.Image.Initrd) // the plain copy: the carry-over copy is booted
 	}
 	fmt.Fprintf(out, "Carry-over archive (%d bytes) appended to the initrd copy\n  %s\n", carry.ArchiveBytes, carry.Initrd)
 	for _, f := range carry.Files {
@@ -157,6 +169,46 @@ func (k KexecStep) Apply(ctx context.Context, t *Target, s *Sink) error {
 	}
 	fmt.Fprintf(out, "Jumping in %s; this session will end. If the machine is still up\n10 s later, see %s.\n", k.Delay, logPath)
 	return nil
+}
+
+// releaseStore copies the kernel and initrd out of the build's store on the
+// data disk into tmp (RAM) and unmounts the store and the data partition,
+// so that the preflight's data-disk check sees the disk as the node will
+// (present, not mounted) and no write to it is lost in the jump. The
+// request returned boots the copies.
+func releaseStore(req boot.KexecRequest, tmp string, m StoreMount, out *lineWriter) (boot.KexecRequest, error) {
+	for _, f := range []struct {
+		src  *string
+		name string
+	}{{&req.Image.Kernel, "store-kernel"}, {&req.Image.Initrd, "store-initrd"}} {
+		dst := filepath.Join(tmp, f.name)
+		if err := copyFile(*f.src, dst); err != nil {
+			return req, fmt.Errorf("copy %s out of the store on the data disk: %w; nothing was loaded", *f.src, err)
+		}
+		*f.src = dst
+	}
+	if err := m.Release(); err != nil {
+		return req, Refuse(fmt.Errorf("%v; nothing was loaded", err))
+	}
+	fmt.Fprintf(out, "Copied the kernel and initrd to %s and unmounted the build's store (%s) and the data partition (%s).\n", tmp, m.NixDir, m.MountDir)
+	return req, nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	o, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(o, in); err != nil {
+		o.Close()
+		return err
+	}
+	return o.Close()
 }
 
 // flakeKexecRequest is the kexec of the target's host as its last build

@@ -52,6 +52,10 @@ type Target struct {
 	NixErr error
 	// NixArgs are extra arguments for every nix command.
 	NixArgs []string
+	// NixByStep: a nix step before the build installs Nix when it is
+	// missing (install --store-on-data-disk --install-nix), so a missing
+	// Nix does not stop the review.
+	NixByStep bool
 
 	// Caps are the capabilities the steps use; zero values are the real
 	// ones.
@@ -60,6 +64,10 @@ type Target struct {
 	// Filled in by the steps as they run.
 	Flake FlakeResult
 	Built *nixbuild.BuildManifest
+	// Store is the build's store on the data disk as the store step
+	// mounted it (nil: the store is where it was); the kexec step
+	// unmounts it before it loads the node.
+	Store *StoreMount
 }
 
 // NixInfo is the nix binary the build steps run.

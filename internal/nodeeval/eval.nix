@@ -85,6 +85,7 @@ let
         sshKeyPaths = config.sops.age.sshKeyPaths;
       };
       openssh = { inherit (config.services.openssh) enable hostKeys; };
+      tmpfilesRules = config.systemd.tmpfiles.rules;
       hostName = config.networking.hostName;
       systemPackages = map (p: p.name) config.environment.systemPackages;
       kernelParams = config.boot.kernelParams;

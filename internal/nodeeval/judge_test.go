@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/homestaker/homestaker/disk"
 	"github.com/homestaker/homestaker/internal/nodeeval"
 	"github.com/homestaker/homestaker/plan"
 	"github.com/homestaker/homestaker/validator"
@@ -114,6 +115,10 @@ func judge(t *testing.T, p plan.Plan, h nodeeval.Host, cat *plan.Catalogue) int 
 	hostKey := dataMount + "/secrets/ssh/ssh_host_ed25519_key"
 	j.check(slices.Equal(h.Sops.SSHKeyPaths, []string{hostKey}), "sops-nix reads %v, want the host key on the data disk %s", h.Sops.SSHKeyPaths, hostKey)
 	j.check(h.OpenSSH.Enable && len(h.OpenSSH.HostKeys) == 1 && h.OpenSSH.HostKeys[0].Path == hostKey, "openssh host keys %+v, want only %s", h.OpenSSH.HostKeys, hostKey)
+	// The leftover store of an install that built on the data disk
+	// (--store-on-data-disk) goes at boot.
+	leftover := "R " + dataMount + "/" + disk.BuildStoreDir + " - - - - -"
+	j.check(slices.Contains(h.TmpfilesRules, leftover), "tmpfiles rules %q, want %q", h.TmpfilesRules, leftover)
 	j.check(h.HostName == p.Host.Name, "host name %q", h.HostName)
 	j.check(len(h.Warnings) == 0, "evaluation warnings: %q", h.Warnings)
 	j.check(h.Sops.Secrets["jwt"].Path == jwtSecretPath, "the JWT secret is at %q, want %s", h.Sops.Secrets["jwt"].Path, jwtSecretPath)

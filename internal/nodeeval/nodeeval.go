@@ -108,7 +108,9 @@ type Host struct {
 			Type string `json:"type"`
 		} `json:"hostKeys"`
 	} `json:"openssh"`
-	HostName string `json:"hostName"`
+	// TmpfilesRules are systemd.tmpfiles.rules.
+	TmpfilesRules []string `json:"tmpfilesRules"`
+	HostName      string   `json:"hostName"`
 	// SystemPackages are the names of environment.systemPackages.
 	SystemPackages []string `json:"systemPackages"`
 	KernelParams   []string `json:"kernelParams"`

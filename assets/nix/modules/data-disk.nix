@@ -20,5 +20,11 @@ in
     services.openssh.hostKeys = [{ path = hostKey; type = "ed25519"; }];
     sops.age.sshKeyPaths = [ hostKey ];
     sops.gnupg.sshKeyPaths = [ ];
+
+    # An install with --store-on-data-disk built this node with its Nix
+    # store in this folder of the data disk (bind-mounted at /nix on the
+    # installing system); the node has its own store in RAM and removes
+    # the leftover at boot. Absent on other installs: nothing to do.
+    systemd.tmpfiles.rules = [ "R ${cfg.mountPoint}/.homestaker-nix - - - - -" ];
   };
 }

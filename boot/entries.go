@@ -24,11 +24,91 @@ const (
 	tmpSuffix = ".tmp"
 )
 
-// entryName is the systemd-boot entry file of generation n. The number is
-// zero-padded so names sort like numbers.
+// entryName is the systemd-boot entry file of generation n with no boot
+// counter. The number is zero-padded so names sort like numbers.
 func entryName(n int) string { return fmt.Sprintf("homestaker-%04d.conf", n) }
 
-var entryPattern = regexp.MustCompile(`^homestaker-(\d{4,})\.conf$`)
+// DefaultTries is how many times systemd-boot starts a new generation that
+// never reaches boot-complete.target before it boots the fallback instead.
+const DefaultTries = 3
+
+// countedName is generation n's entry with a boot counter of tries, as the
+// Boot Loader Specification names it: homestaker-0002+3.conf. systemd-boot
+// renames it before each start, taking one try left and adding one done
+// (+2-1, +1-2, +0-3); an entry with none left (+0-N) is "bad" and sorts
+// after every other entry, so the default pattern of loader.conf then picks
+// the fallback. systemd-bless-boot.service on the node renames it to
+// entryName(n) once the boot is complete.
+func countedName(n, tries int) string {
+	if tries <= 0 {
+		return entryName(n)
+	}
+	return fmt.Sprintf("homestaker-%04d+%d.conf", n, tries)
+}
+
+// entryPattern matches homestaker's entries with or without a boot counter
+// (+LEFT or +LEFT-DONE before .conf).
+var entryPattern = regexp.MustCompile(`^homestaker-(\d{4,})(?:\+(\d+)(?:-(\d+))?)?\.conf$`)
+
+// entryFile is one of homestaker's entry files and its boot counter.
+type entryFile struct {
+	Number int
+	// Name is the file name in /loader/entries.
+	Name string
+	// Counted: the name carries a boot counter; Left tries remain, Done
+	// were made (by systemd-boot, one per start).
+	Counted    bool
+	Left, Done int
+}
+
+// Good reports an entry without a counter: one that booted to
+// boot-complete.target (systemd-bless-boot removed its counter), or one
+// written without a counter (the first generation, or a BIOS machine's).
+func (f entryFile) Good() bool { return !f.Counted }
+
+// Bad reports an entry whose tries ran out: systemd-boot sorts it last and
+// boots the fallback.
+func (f entryFile) Bad() bool { return f.Counted && f.Left == 0 }
+
+// state describes the entry's counter for the install's report.
+func (f entryFile) state() string {
+	switch {
+	case f.Good():
+		return "booted, or written without a boot counter"
+	case f.Bad():
+		return fmt.Sprintf("failed to boot: systemd-boot tried it %d times and boots the fallback instead", f.Done)
+	case f.Done == 0:
+		return fmt.Sprintf("boot counter on, %d tries left, not yet started by systemd-boot", f.Left)
+	default:
+		return fmt.Sprintf("boot counter on, %d tries left after %d starts that never completed", f.Left, f.Done)
+	}
+}
+
+// parseEntryFile reads an entry file name; ok is false for files that are
+// not homestaker's.
+func parseEntryFile(name string) (entryFile, bool) {
+	m := entryPattern.FindStringSubmatch(strings.ToLower(name))
+	if m == nil {
+		return entryFile{}, false
+	}
+	f := entryFile{Name: name}
+	var err error
+	if f.Number, err = strconv.Atoi(m[1]); err != nil {
+		return entryFile{}, false
+	}
+	if m[2] != "" {
+		f.Counted = true
+		if f.Left, err = strconv.Atoi(m[2]); err != nil {
+			return entryFile{}, false
+		}
+		if m[3] != "" {
+			if f.Done, err = strconv.Atoi(m[3]); err != nil {
+				return entryFile{}, false
+			}
+		}
+	}
+	return f, true
+}
 
 // genDir is generation n's folder, holding its kernel and initrd.
 func genDir(n int) string { return fmt.Sprintf("%s/%04d", generationDir, n) }
@@ -41,20 +121,75 @@ type entry struct {
 	Options string
 }
 
-// generations reads the numbers of the entries in names (a listing of
-// /loader/entries), newest first. Files that are not homestaker's are left
-// out (and alone).
-func generations(names []string) []int {
-	var nums []int
+// generations reads homestaker's entries in names (a listing of
+// /loader/entries), newest first; of two files of one generation (a run
+// that stopped between writing and switching) the one without a counter
+// comes first. Files that are not homestaker's are left out (and alone).
+func generations(names []string) []entryFile {
+	var files []entryFile
 	for _, n := range names {
-		if m := entryPattern.FindStringSubmatch(strings.ToLower(n)); m != nil {
-			if v, err := strconv.Atoi(m[1]); err == nil {
-				nums = append(nums, v)
-			}
+		if f, ok := parseEntryFile(n); ok {
+			files = append(files, f)
 		}
 	}
-	sort.Sort(sort.Reverse(sort.IntSlice(nums)))
-	return nums
+	sort.SliceStable(files, func(i, j int) bool {
+		if files[i].Number != files[j].Number {
+			return files[i].Number > files[j].Number
+		}
+		return files[i].Good() && !files[j].Good()
+	})
+	return files
+}
+
+// plan is what an install does with the entries already there.
+type entryPlan struct {
+	// Newest is the newest generation's entry (nil: none yet): when it
+	// already boots the build, nothing changes.
+	Newest *entryFile
+	// Keep is the entry that stays as the fallback: the newest good one
+	// (no counter). Without a good one, the newest that still has tries,
+	// and without that the newest. nil: none yet.
+	Keep *entryFile
+	// Remove are the other entries: older generations, and newer ones that
+	// never proved they boot (still counting, or bad).
+	Remove []entryFile
+	// Next is the new generation's number: one above every number on the
+	// partition, so it sorts first.
+	Next int
+}
+
+// planEntries decides which entry stays as the fallback of a new
+// generation. The fallback is what the node boots when the new generation
+// fails, so it must be one that booted: an entry still counting (written by
+// an earlier update that the node never booted from the disk, or whose
+// boots never completed) or one marked bad is no fallback, and goes.
+func planEntries(files []entryFile) entryPlan {
+	var p entryPlan
+	if len(files) == 0 {
+		p.Next = 1
+		return p
+	}
+	p.Newest = &files[0]
+	p.Next = files[0].Number + 1
+	keep := -1
+	for _, pick := range []func(entryFile) bool{entryFile.Good, func(f entryFile) bool { return !f.Bad() }, func(entryFile) bool { return true }} {
+		for i, f := range files {
+			if pick(f) {
+				keep = i
+				break
+			}
+		}
+		if keep >= 0 {
+			break
+		}
+	}
+	p.Keep = &files[keep]
+	for i, f := range files {
+		if i != keep {
+			p.Remove = append(p.Remove, f)
+		}
+	}
+	return p
 }
 
 // entryConf renders generation e as a systemd-boot (Boot Loader
@@ -64,6 +199,8 @@ func entryConf(e entry) []byte {
 	var b strings.Builder
 	b.WriteString("# Written by homestaker. The newest homestaker entry boots by default;\n")
 	b.WriteString("# the one before it stays as the fallback.\n")
+	b.WriteString("# A +LEFT-DONE counter in the file name is systemd-boot's boot counting: the node\n")
+	b.WriteString("# removes it once a boot completes; with none left the fallback boots.\n")
 	fmt.Fprintf(&b, "title homestaker node (generation %d)\n", e.Number)
 	b.WriteString("sort-key homestaker\n")
 	fmt.Fprintf(&b, "version %d\n", e.Number)
@@ -74,7 +211,7 @@ func entryConf(e entry) []byte {
 }
 
 // parseEntry reads the fields homestaker writes back from an entry file.
-func parseEntry(n int, text []byte) (entry, error) {
+func parseEntry(n int, name string, text []byte) (entry, error) {
 	e := entry{Number: n}
 	for _, line := range strings.Split(string(text), "\n") {
 		key, val, _ := strings.Cut(strings.TrimSpace(line), " ")
@@ -89,14 +226,16 @@ func parseEntry(n int, text []byte) (entry, error) {
 		}
 	}
 	if e.Linux == "" || e.Initrd == "" {
-		return e, fmt.Errorf("%s/%s has no linux or initrd line", entriesDir, entryName(n))
+		return e, fmt.Errorf("%s/%s has no linux or initrd line", entriesDir, name)
 	}
 	return e, nil
 }
 
 // loaderConfText is systemd-boot's loader.conf: the menu shows for 3
 // seconds (so someone at the console can pick the fallback), then the
-// newest homestaker entry boots. It never changes between generations.
+// first homestaker entry in systemd-boot's order boots: the newest, unless
+// its boot counter ran out (+0-N), which sorts it after the fallback. It
+// never changes between generations.
 const loaderConfText = `# Written by homestaker.
 timeout 3
 default homestaker-*

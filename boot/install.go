@@ -33,6 +33,10 @@ type Options struct {
 	LoaderDir string
 	// DryRun reads the disk and reports every step, and writes nothing.
 	DryRun bool
+	// Tries is the boot counter a new generation's entry gets on UEFI
+	// when there is a fallback to go back to (0: DefaultTries; negative:
+	// none). A first generation, and GRUB's entries, get none.
+	Tries int
 }
 
 // Result is what an install left on the disk.
@@ -42,6 +46,11 @@ type Result struct {
 	// Unchanged: the default entry already booted this generation, and
 	// nothing was written.
 	Unchanged bool
+	// Tries is the boot counter of the new entry (0: none): systemd-boot
+	// starts it that many times without a completed boot, then the fallback.
+	Tries int
+	// Entry is the new default entry's file name in /loader/entries.
+	Entry string
 }
 
 // EntryRequest is one boot entry to write: `homestaker boot install` and
@@ -102,9 +111,12 @@ func (j *job) do(msg string, fn func() error) error {
 }
 
 // Install writes generation g as the new default boot entry of t and keeps
-// the current default as the fallback. The order makes every moment of it
-// bootable: generations older than the current one are removed first (for
-// room), the new kernel and initrd are copied into a folder no entry names
+// the last generation known to boot (an entry without a boot counter; see
+// planEntries) as the fallback; on UEFI the new entry carries a counter of
+// o.Tries, so that systemd-boot goes back to the fallback by itself when the
+// new generation never completes a boot. The order makes every moment of it
+// bootable: the other generations are removed first (for room), the new
+// kernel and initrd are copied into a folder no entry names
 // yet and read back, the boot loader is put in place, and only then is the
 // new entry switched on by renaming its finished file to *.conf (for GRUB,
 // grub.cfg is replaced by a rename). A run that stops half-way leaves the
@@ -144,52 +156,75 @@ func (in *Installer) Install(ctx context.Context, t Target, g Generation, o Opti
 	if err != nil {
 		return Result{}, err
 	}
-	gens := generations(names)
-	var current *entry
-	if len(gens) > 0 {
-		text, err := e.read(entriesDir + "/" + entryName(gens[0]))
+	files := generations(names)
+	pl := planEntries(files)
+	read := func(f entryFile) (entry, error) {
+		text, err := e.read(entriesDir + "/" + f.Name)
 		if err != nil {
-			return Result{}, err
+			return entry{}, err
 		}
-		c, err := parseEntry(gens[0], text)
-		if err != nil {
-			return Result{}, err
-		}
-		current = &c
-		j.say(fmt.Sprintf("current boot entry: generation %d (%s)", c.Number, c.Linux))
-	} else {
-		j.say("no boot entry yet: this is generation 1")
+		return parseEntry(f.Number, f.Name, text)
 	}
-	res := Result{Generation: 1}
-	if current != nil {
-		same, err := j.boots(*current, g)
+	res := Result{Generation: pl.Next}
+	if pl.Newest == nil {
+		j.say("no boot entry yet: this is generation 1")
+	} else {
+		c, err := read(*pl.Newest)
+		if err != nil {
+			return Result{}, err
+		}
+		j.say(fmt.Sprintf("current boot entry: generation %d (%s, %s): %s", c.Number, pl.Newest.Name, c.Linux, pl.Newest.state()))
+		same, err := j.boots(c, g)
 		if err != nil {
 			return Result{}, err
 		}
 		if same {
 			// A second run with the same build (a resumed apply, a
 			// reconfigure that changed nothing the node boots) keeps the
-			// generations as they are: a new one would push the real
-			// previous generation out of the fallback.
-			res = Result{Generation: current.Number, Unchanged: true}
-			if len(gens) > 1 {
-				res.Fallback = gens[1]
+			// generations as they are, counters included: a new one would
+			// push the real previous generation out of the fallback.
+			res = Result{Generation: c.Number, Unchanged: true, Entry: pl.Newest.Name, Tries: pl.Newest.Left}
+			for _, f := range files[1:] {
+				if f.Number != c.Number {
+					res.Fallback = f.Number
+					break
+				}
 			}
-			j.say(fmt.Sprintf("generation %d already boots this kernel, initrd and command line: the entries stay as they are", current.Number))
+			j.say(fmt.Sprintf("generation %d already boots this kernel, initrd and command line: the entries stay as they are", c.Number))
+			if pl.Newest.Bad() {
+				j.say(fmt.Sprintf("generation %d failed to boot %d times: systemd-boot boots generation %d instead; this build will not boot the node", c.Number, pl.Newest.Done, res.Fallback))
+			}
 			return res, nil
 		}
-		res.Generation, res.Fallback = current.Number+1, current.Number
+	}
+	var keep *entry
+	if pl.Keep != nil {
+		k, err := read(*pl.Keep)
+		if err != nil {
+			return Result{}, err
+		}
+		keep = &k
+		res.Fallback = k.Number
+		j.say(fmt.Sprintf("generation %d stays as the fallback (%s): %s", k.Number, pl.Keep.Name, pl.Keep.state()))
 	}
 	n := res.Generation
 
-	// Room first: every generation older than the current one goes, and so
-	// does whatever an interrupted run left.
-	for _, old := range gens[min(1, len(gens)):] {
-		if err := j.do(fmt.Sprintf("remove generation %d (older than the fallback)", old), func() error {
-			if err := e.remove(entriesDir+"/"+entryName(old), false); err != nil {
+	// Room first: every other generation goes (older ones, and newer ones
+	// that never proved they boot), and so does whatever an interrupted run
+	// left.
+	for _, old := range pl.Remove {
+		why := "older than the fallback"
+		if keep != nil && old.Number > keep.Number {
+			why = "no fallback: " + old.state()
+		}
+		if err := j.do(fmt.Sprintf("remove generation %d (%s; %s)", old.Number, old.Name, why), func() error {
+			if err := e.remove(entriesDir+"/"+old.Name, false); err != nil {
 				return err
 			}
-			return e.remove(genDir(old), true)
+			if keep != nil && old.Number == keep.Number {
+				return nil // the kept entry's files
+			}
+			return e.remove(genDir(old.Number), true)
 		}); err != nil {
 			return res, err
 		}
@@ -197,7 +232,7 @@ func (in *Installer) Install(ctx context.Context, t Target, g Generation, o Opti
 	if err := j.clearLeftovers(names, n); err != nil {
 		return res, err
 	}
-	if err := j.checkRoom(g, gens); err != nil {
+	if err := j.checkRoom(g, len(files)); err != nil {
 		return res, err
 	}
 
@@ -234,16 +269,32 @@ func (in *Installer) Install(ctx context.Context, t Target, g Generation, o Opti
 	}
 
 	// The switch. systemd-boot: the new entry appears complete under its
-	// .conf name and sorts first. GRUB: grub.cfg is replaced by a rename.
-	if err := j.do(fmt.Sprintf("switch the default boot entry to generation %d (%s)", n, entryName(n)), func() error {
-		return j.writeFile(work, entriesDir+"/"+entryName(n), entryConf(next))
+	// .conf name and sorts first; with a fallback, it carries a boot
+	// counter so that systemd-boot goes back to the fallback by itself when
+	// the new generation never completes a boot. GRUB: grub.cfg is
+	// replaced by a rename (GRUB falls back by itself when a file fails to
+	// load, and nothing on a BIOS machine would take a counter off).
+	if o.Firmware == UEFI && keep != nil {
+		res.Tries = o.Tries
+		if res.Tries == 0 {
+			res.Tries = DefaultTries
+		}
+		res.Tries = max(res.Tries, 0)
+	}
+	res.Entry = countedName(n, res.Tries)
+	msg := fmt.Sprintf("switch the default boot entry to generation %d (%s)", n, res.Entry)
+	if res.Tries > 0 {
+		msg += fmt.Sprintf(": systemd-boot starts it up to %d times until the node marks a boot complete (systemd-bless-boot), then boots generation %d", res.Tries, keep.Number)
+	}
+	if err := j.do(msg, func() error {
+		return j.writeFile(work, entriesDir+"/"+res.Entry, entryConf(next))
 	}); err != nil {
 		return res, err
 	}
 	if o.Firmware == BIOS || j.hasGRUB() {
 		menu := []entry{next}
-		if current != nil {
-			menu = append(menu, *current)
+		if keep != nil {
+			menu = append(menu, *keep)
 		}
 		if err := j.do("switch GRUB's menu ("+grubCfg+") to generation "+fmt.Sprint(n), func() error {
 			return j.writeFile(work, grubCfg, grubConfig(menu))
@@ -310,7 +361,7 @@ func (j *job) clearLeftovers(names []string, n int) error {
 }
 
 // checkRoom refuses a generation that does not fit next to the current one.
-func (j *job) checkRoom(g Generation, gens []int) error {
+func (j *job) checkRoom(g Generation, entries int) error {
 	free, err := j.esp.freeBytes()
 	if err != nil {
 		return err
@@ -323,7 +374,7 @@ func (j *job) checkRoom(g Generation, gens []int) error {
 		}
 		need += uint64(st.Size())
 	}
-	if j.dry && len(gens) > 1 {
+	if j.dry && entries > 1 {
 		j.say(fmt.Sprintf("%d bytes free before the old generations are removed; %d needed", free, need))
 		return nil
 	}

@@ -55,9 +55,23 @@ func entriesOn(t *testing.T, img string) []string {
 	return append(names, gens...)
 }
 
+// bless renames generation n's counted entry to its name without a counter,
+// as systemd-bless-boot.service does on the node after a complete boot, or
+// to another counter, as systemd-boot does before it starts the entry.
+func renameEntry(t *testing.T, img, from, to string) {
+	t.Helper()
+	tg, _ := ReadTarget(img)
+	e := &esp{ctx: context.Background(), run: MtoolsRunner{}, path: img, offset: tg.ESP.StartBytes}
+	if err := e.rename(entriesDir+"/"+from, to); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestInstallKeepsOneFallback: every install adds a generation, keeps the
-// one before as the fallback and removes older ones; each entry names its
-// own files, which hold what was installed.
+// one before as the fallback once it booted (the node removed its boot
+// counter) and removes older ones; each entry names its own files, which
+// hold what was installed. The first generation has no counter (there is
+// nothing to fall back to), every later one starts with DefaultTries.
 func TestInstallKeepsOneFallback(t *testing.T) {
 	requireMtools(t)
 	dir := t.TempDir()
@@ -66,8 +80,16 @@ func TestInstallKeepsOneFallback(t *testing.T) {
 	for n := 1; n <= 3; n++ {
 		g := fakeGeneration(t, dir, fmt.Sprintf("g%d", n))
 		res := install(t, img, g, UEFI, loader)
-		if res.Generation != n || res.Fallback != n-1 {
-			t.Errorf("install %d: %+v", n, res)
+		want := Result{Generation: n, Fallback: n - 1, Tries: DefaultTries, Entry: fmt.Sprintf("homestaker-%04d+3.conf", n)}
+		if n == 1 {
+			want.Tries, want.Entry = 0, "homestaker-0001.conf"
+		}
+		if res != want {
+			t.Errorf("install %d: %+v, want %+v", n, res, want)
+		}
+		if n > 1 {
+			// The node booted it from the disk and reached boot-complete.target.
+			renameEntry(t, img, res.Entry, entryName(n))
 		}
 	}
 	got := entriesOn(t, img)
@@ -99,6 +121,150 @@ func TestInstallKeepsOneFallback(t *testing.T) {
 	}
 }
 
+// TestInstallBootCounters: what an update does with the counters it finds.
+// An entry still counting (never started from the disk, or started without
+// a complete boot) and one whose tries ran out are no fallback: they go,
+// and the newest entry that booted stays the fallback. A blessed entry is
+// the next fallback. A rerun with the build of the newest entry changes
+// nothing, counters included, and says when that build failed to boot.
+func TestInstallBootCounters(t *testing.T) {
+	requireMtools(t)
+	dir := t.TempDir()
+	img := formattedImage(t, dir)
+	loader := fakeLoader(t)
+	g := map[int]Generation{}
+	for n := 1; n <= 5; n++ {
+		g[n] = fakeGeneration(t, dir, fmt.Sprintf("g%d", n))
+	}
+	holds := func(step string, want ...string) {
+		t.Helper()
+		got := entriesOn(t, img)
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: the partition holds %v, want %v", step, got, want)
+		}
+	}
+	check := func(step string, got, want Result) {
+		t.Helper()
+		if got != want {
+			t.Errorf("%s: %+v, want %+v", step, got, want)
+		}
+	}
+	check("install", install(t, img, g[1], UEFI, loader), Result{Generation: 1, Entry: "homestaker-0001.conf"})
+	check("update to 2", install(t, img, g[2], UEFI, loader), Result{Generation: 2, Fallback: 1, Tries: 3, Entry: "homestaker-0002+3.conf"})
+	check("update to 2 again", install(t, img, g[2], UEFI, loader), Result{Generation: 2, Fallback: 1, Tries: 3, Entry: "homestaker-0002+3.conf", Unchanged: true})
+	holds("after the update to 2", "0001", "0002", "homestaker-0001.conf", "homestaker-0002+3.conf")
+
+	// systemd-boot started generation 2 once; its boot never completed.
+	renameEntry(t, img, "homestaker-0002+3.conf", "homestaker-0002+2-1.conf")
+	check("update to 3", install(t, img, g[3], UEFI, loader), Result{Generation: 3, Fallback: 1, Tries: 3, Entry: "homestaker-0003+3.conf"})
+	holds("after the update to 3", "0001", "0003", "homestaker-0001.conf", "homestaker-0003+3.conf")
+
+	// Generation 3 failed three times: systemd-boot boots generation 1.
+	renameEntry(t, img, "homestaker-0003+3.conf", "homestaker-0003+0-3.conf")
+	tg, _ := ReadTarget(img)
+	var log strings.Builder
+	res, err := (&Installer{Reporter: reportTo(&log)}).Install(context.Background(), tg, g[3], Options{Firmware: UEFI, LoaderDir: loader})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("update to the failed build again", res, Result{Generation: 3, Fallback: 1, Entry: "homestaker-0003+0-3.conf", Unchanged: true})
+	if !strings.Contains(log.String(), "generation 3 failed to boot 3 times: systemd-boot boots generation 1 instead") {
+		t.Errorf("the rerun of a failed build did not say it failed:\n%s", log.String())
+	}
+	check("update to 4", install(t, img, g[4], UEFI, loader), Result{Generation: 4, Fallback: 1, Tries: 3, Entry: "homestaker-0004+3.conf"})
+	holds("after the update to 4", "0001", "0004", "homestaker-0001.conf", "homestaker-0004+3.conf")
+
+	// Generation 4 booted from the disk (one try taken), and the node blessed it.
+	renameEntry(t, img, "homestaker-0004+3.conf", "homestaker-0004+2-1.conf")
+	renameEntry(t, img, "homestaker-0004+2-1.conf", entryName(4))
+	check("update to 5", install(t, img, g[5], UEFI, loader), Result{Generation: 5, Fallback: 4, Tries: 3, Entry: "homestaker-0005+3.conf"})
+	holds("after the update to 5", "0004", "0005", "homestaker-0004.conf", "homestaker-0005+3.conf")
+
+	// Tries set by the caller.
+	res, err = (&Installer{}).Install(context.Background(), tg, g[1], Options{Firmware: UEFI, LoaderDir: loader, Tries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("update with one try", res, Result{Generation: 6, Fallback: 4, Tries: 1, Entry: "homestaker-0006+1.conf"})
+}
+
+// TestEntryFileNames: the names of the Boot Loader Specification's boot
+// counting, and which entry an update keeps.
+func TestEntryFileNames(t *testing.T) {
+	for name, want := range map[string]entryFile{
+		"homestaker-0002.conf":     {Number: 2, Name: "homestaker-0002.conf"},
+		"homestaker-0002+3.conf":   {Number: 2, Name: "homestaker-0002+3.conf", Counted: true, Left: 3},
+		"homestaker-0002+2-1.conf": {Number: 2, Name: "homestaker-0002+2-1.conf", Counted: true, Left: 2, Done: 1},
+		"homestaker-0012+0-3.conf": {Number: 12, Name: "homestaker-0012+0-3.conf", Counted: true, Done: 3},
+		"HOMESTAKER-0002+1-2.CONF": {Number: 2, Name: "HOMESTAKER-0002+1-2.CONF", Counted: true, Left: 1, Done: 2},
+	} {
+		got, ok := parseEntryFile(name)
+		if !ok || got != want {
+			t.Errorf("%s: %+v %v, want %+v", name, got, ok, want)
+		}
+	}
+	for _, name := range []string{"homestaker-0002+.conf", "homestaker-0002-1.conf", "homestaker-0002+3.conf.tmp", "nixos-0002+3.conf", "homestaker-2.conf"} {
+		if f, ok := parseEntryFile(name); ok {
+			t.Errorf("%s read as %+v", name, f)
+		}
+	}
+	if got := countedName(7, 3); got != "homestaker-0007+3.conf" {
+		t.Errorf("countedName(7, 3) = %s", got)
+	}
+	if got := countedName(7, 0); got != "homestaker-0007.conf" {
+		t.Errorf("countedName(7, 0) = %s", got)
+	}
+	if f, _ := parseEntryFile("homestaker-0002+0-3.conf"); !f.Bad() || f.Good() {
+		t.Errorf("+0-3 is not bad: %+v", f)
+	}
+
+	numbers := func(fs []entryFile) []string {
+		var out []string
+		for _, f := range fs {
+			out = append(out, f.Name)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		names        []string
+		keep, newest string
+		remove       []string
+		next         int
+	}{
+		{names: nil, next: 1},
+		{names: []string{"homestaker-0001.conf"}, keep: "homestaker-0001.conf", newest: "homestaker-0001.conf", next: 2},
+		// The blessed newest is the fallback.
+		{names: []string{"homestaker-0001.conf", "homestaker-0002.conf"}, keep: "homestaker-0002.conf", newest: "homestaker-0002.conf",
+			remove: []string{"homestaker-0001.conf"}, next: 3},
+		// Still counting, or bad: the older good one stays.
+		{names: []string{"homestaker-0001.conf", "homestaker-0002+3.conf"}, keep: "homestaker-0001.conf", newest: "homestaker-0002+3.conf",
+			remove: []string{"homestaker-0002+3.conf"}, next: 3},
+		{names: []string{"homestaker-0002+0-3.conf", "homestaker-0001.conf", "loader.conf.bak"}, keep: "homestaker-0001.conf", newest: "homestaker-0002+0-3.conf",
+			remove: []string{"homestaker-0002+0-3.conf"}, next: 3},
+		// No good entry: the newest with tries left, else the newest.
+		{names: []string{"homestaker-0003+0-3.conf", "homestaker-0002+1-2.conf"}, keep: "homestaker-0002+1-2.conf", newest: "homestaker-0003+0-3.conf",
+			remove: []string{"homestaker-0003+0-3.conf"}, next: 4},
+		{names: []string{"homestaker-0003+0-3.conf", "homestaker-0002+0-3.conf"}, keep: "homestaker-0003+0-3.conf", newest: "homestaker-0003+0-3.conf",
+			remove: []string{"homestaker-0002+0-3.conf"}, next: 4},
+		// Two files of one generation: the blessed one comes first.
+		{names: []string{"homestaker-0002+2-1.conf", "homestaker-0002.conf"}, keep: "homestaker-0002.conf", newest: "homestaker-0002.conf",
+			remove: []string{"homestaker-0002+2-1.conf"}, next: 3},
+	} {
+		p := planEntries(generations(c.names))
+		name := func(f *entryFile) string {
+			if f == nil {
+				return ""
+			}
+			return f.Name
+		}
+		if name(p.Keep) != c.keep || name(p.Newest) != c.newest || !slices.Equal(numbers(p.Remove), c.remove) || p.Next != c.next {
+			t.Errorf("%v: keep %q newest %q remove %v next %d, want %q %q %v %d", c.names, name(p.Keep), name(p.Newest), numbers(p.Remove), p.Next, c.keep, c.newest, c.remove, c.next)
+		}
+	}
+}
+
 // TestInstallClearsAnInterruptedRun: a half-written entry and generation
 // folder from a run that stopped are removed, and the current entry stays.
 func TestInstallClearsAnInterruptedRun(t *testing.T) {
@@ -125,7 +291,7 @@ func TestInstallClearsAnInterruptedRun(t *testing.T) {
 	}
 	got := entriesOn(t, img)
 	slices.Sort(got)
-	if want := []string{"0001", "0002", "homestaker-0001.conf", "homestaker-0002.conf"}; !slices.Equal(got, want) {
+	if want := []string{"0001", "0002", "homestaker-0001.conf", "homestaker-0002+3.conf"}; !slices.Equal(got, want) {
 		t.Errorf("partition holds %v, want %v", got, want)
 	}
 	if b, _ := e.read(genDir(2) + "/linux"); string(b) != "kernel of g2" {

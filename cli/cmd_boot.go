@@ -98,6 +98,9 @@ func runBootInstall(ctx context.Context, env *cliEnv, args []string) int {
 		}
 		if res.Fallback != 0 {
 			fmt.Fprintf(env.stdout, "; generation %d is the fallback", res.Fallback)
+			if res.Tries > 0 && !res.Unchanged {
+				fmt.Fprintf(env.stdout, ", booted by itself after %d starts of generation %d that never complete a boot (%s)", res.Tries, res.Generation, res.Entry)
+			}
 		}
 		fmt.Fprintln(env.stdout)
 	}

@@ -79,8 +79,16 @@ func LoaderName(fw boot.Firmware) string {
 func (b BootEntryStep) Describe(t *Target) []string {
 	fw, why := t.Firmware()
 	return []string{fmt.Sprintf("copy the build's kernel and initrd to the boot partition (%s) of %s as a new generation, read them back, "+
-		"install %s from the build (%s) and switch the default entry to it; the current generation stays as the fallback",
-		"disk-data-boot", b.target(t), LoaderName(fw), why)}
+		"install %s from the build (%s) and switch the default entry to it; the last generation known to boot stays as the fallback%s",
+		"disk-data-boot", b.target(t), LoaderName(fw), why, counting(fw))}
+}
+
+// counting describes the boot counter of a new entry for the review.
+func counting(fw boot.Firmware) string {
+	if fw == boot.BIOS {
+		return ""
+	}
+	return fmt.Sprintf(" (systemd-boot boots it again by itself if the new one fails to complete a boot %d times)", boot.DefaultTries)
 }
 
 // Verify: never trusted from the journal. A resumed apply may have built
@@ -127,6 +135,9 @@ func (b BootEntryStep) Apply(ctx context.Context, t *Target, s *Sink) error {
 	switch {
 	case res.Unchanged:
 		s.Notef("%s already boots this build as generation %d (fallback %d): unchanged", b.target(t), res.Generation, res.Fallback)
+	case res.Fallback != 0 && res.Tries > 0:
+		s.Notef("%s boots generation %d; generation %d is the fallback: systemd-boot goes back to generation %d by itself after %d starts of generation %d that never complete a boot "+
+			"(the node marks a complete boot with systemd-bless-boot)", b.target(t), res.Generation, res.Fallback, res.Fallback, res.Tries, res.Generation)
 	case res.Fallback != 0:
 		s.Notef("%s boots generation %d; generation %d is the fallback", b.target(t), res.Generation, res.Fallback)
 	default:

@@ -134,8 +134,9 @@ func espEntries(t *testing.T, img string) (map[string]string, string) {
 
 // TestBootEntryStepOnImage: the disk step formats an image, the boot-entry
 // step writes the build's generation with its boot loader; the same build
-// again changes nothing; a new build becomes generation 2 with 1 as the
-// fallback, and a third keeps 2 as the fallback and removes 1.
+// again changes nothing; a new build becomes generation 2 (with a boot
+// counter) with 1 as the fallback, and once the node blessed 2 a third
+// keeps 2 as the fallback and removes 1.
 func TestBootEntryStepOnImage(t *testing.T) {
 	for _, tool := range []string{"mkfs.vfat", "mkfs.ext4", "mcopy", "mdir"} {
 		testutil.RequireTool(t, tool)
@@ -193,17 +194,33 @@ func TestBootEntryStepOnImage(t *testing.T) {
 	}
 
 	// A rebuild: generation 2, 1 kept as the fallback.
-	apply("build2", entryStep)
+	events = apply("build2", entryStep)
 	entries, _ = espEntries(t, img)
 	if len(entries) != 2 || !strings.Contains(entries["homestaker-0001.conf"], want1) ||
-		!strings.Contains(entries["homestaker-0002.conf"], "options init="+filepath.Join(dir, "build2-system")+"/init") {
-		t.Fatalf("after the rebuild: entries %v", entries)
+		!strings.Contains(entries["homestaker-0002+3.conf"], "options init="+filepath.Join(dir, "build2-system")+"/init") {
+		t.Fatalf("after the rebuild: entries %v, want homestaker-0001.conf and homestaker-0002+3.conf (a boot counter on UEFI)", entries)
+	}
+	if !slices.ContainsFunc(events, func(e Event) bool {
+		return strings.Contains(e.Message, "goes back to generation 1 by itself after 3 starts")
+	}) {
+		t.Errorf("no note of the boot counter: %+v", events)
+	}
+	// The node booted generation 2 from the disk, and systemd-bless-boot
+	// removed its counter after boot-complete.target.
+	tgt, err := boot.ReadTarget(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mren := exec.Command("mren", "-i", img+"@@"+strconv.FormatUint(tgt.ESP.StartBytes, 10), "::/loader/entries/homestaker-0002+3.conf", "::/loader/entries/homestaker-0002.conf")
+	mren.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1", "MTOOLSRC=/dev/null")
+	if out, err := mren.CombinedOutput(); err != nil {
+		t.Fatalf("mren: %v\n%s", err, out)
 	}
 	// Another: 2 is the fallback now, 1 is gone.
 	apply("build3", entryStep)
 	entries, root = espEntries(t, img)
 	if len(entries) != 2 || entries["homestaker-0001.conf"] != "" || !strings.Contains(entries["homestaker-0002.conf"], "build2-system") ||
-		!strings.Contains(entries["homestaker-0003.conf"], "build3-system") || strings.Contains(root, "::/homestaker/0001") {
+		!strings.Contains(entries["homestaker-0003+3.conf"], "build3-system") || strings.Contains(root, "::/homestaker/0001") {
 		t.Fatalf("after the third build: entries %v\n%s", entries, root)
 	}
 }

@@ -2,6 +2,7 @@ package steps
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -111,15 +112,22 @@ func newVMNode(t *testing.T, fw plan.Firmware) *vmNode {
 // build makes a new build whose initrd prints marker, as the build step
 // leaves it for the steps after it.
 func (n *vmNode) build(marker string) {
+	n.t.Helper()
+	n.buildWith(marker, vmtest.MarkerInitrd)
+}
+
+// buildWith makes a new build whose initrd is written by initrd (with
+// vmtest.RebootingInitrd: a build whose boots never complete).
+func (n *vmNode) buildWith(marker string, initrd func(path, marker string) error) {
 	t := n.t
 	t.Helper()
 	n.builds++
-	initrd := filepath.Join(n.dir, marker+".cpio")
-	if err := vmtest.MarkerInitrd(initrd, marker); err != nil {
+	file := filepath.Join(n.dir, marker+".cpio")
+	if err := initrd(file, marker); err != nil {
 		t.Fatal(err)
 	}
 	m := storeBuild(t, n.dir, "build"+strconv.Itoa(n.builds), n.loader, buildFiles{
-		Kernel: n.kernel, Initrd: initrd,
+		Kernel: n.kernel, Initrd: file,
 		Cmdline: "console=ttyS0 panic=-1 homestaker.test=" + marker,
 	})
 	n.tg.Built = &m
@@ -230,12 +238,28 @@ func (n *vmNode) installAndRebuild() {
 	noted(t, events, "boots generation 2; generation 1 is the fallback")
 	n.boot("B")
 
+	// On UEFI generation 2 carries a boot counter, and systemd-boot took
+	// one try off when it started it (nothing in the test initrd marks the
+	// boot complete); GRUB's entries have none.
+	second := "homestaker-0002.conf"
+	if n.tg.Plan.Host.Firmware == plan.FirmwareUEFI {
+		second = "homestaker-0002+2-1.conf"
+	}
 	entries, _ := espEntries(t, n.img)
 	if len(entries) != 2 || !strings.Contains(entries["homestaker-0001.conf"], "initrd /homestaker/0001/initrd") ||
 		!strings.Contains(entries["homestaker-0001.conf"], "homestaker.test=A") ||
-		!strings.Contains(entries["homestaker-0002.conf"], "homestaker.test=B") {
-		t.Fatalf("after the rebuild: entries %v", entries)
+		!strings.Contains(entries[second], "homestaker.test=B") {
+		t.Fatalf("after the rebuild and one boot: entries %v, want homestaker-0001.conf and %s", entryNames(entries), second)
 	}
+}
+
+func entryNames(entries map[string]string) []string {
+	var names []string
+	for name := range entries {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
 }
 
 // TestVMBootEntryStepUEFI: after the install through the steps, OVMF with
@@ -248,8 +272,9 @@ func TestVMBootEntryStepUEFI(t *testing.T) {
 	n := newVMNode(t, plan.FirmwareUEFI)
 	n.installAndRebuild()
 
-	// systemd-boot has no automatic fallback: a default entry that fails
-	// to load leaves it at its menu. Pick the fallback entry there.
+	// Someone at the menu picks the fallback entry (systemd-boot's
+	// automatic fallback, after the tries of a generation whose boots never
+	// complete, is TestVMBootEntryStepUEFIFallsBack).
 	conf := n.mtools("mtype", "::/loader/loader.conf")
 	if !strings.Contains(conf, "default homestaker-*\n") {
 		t.Fatalf("loader.conf:\n%s", conf)
@@ -274,4 +299,56 @@ func TestVMBootEntryStepBIOS(t *testing.T) {
 
 	n.mtools("mdel", "::/homestaker/0002/linux")
 	n.boot("A")
+}
+
+// TestVMBootEntryStepUEFIFallsBack: systemd-boot's boot counting brings the
+// node back by itself. The install writes build A (generation 1, no
+// counter); the rebuild writes build B, whose boots never complete (its
+// initrd prints its marker and reboots, as a node that panics or hangs
+// before boot-complete.target would be reset), as generation 2 with
+// boot.DefaultTries tries. One power-on with nobody at the keyboard and
+// resets allowed: systemd-boot starts B until its tries run out (renaming
+// the entry +3 → +2-1 → +1-2 → +0-3 on the partition), then sorts it last
+// and boots A. The next rebuild keeps A as the fallback and drops B.
+func TestVMBootEntryStepUEFIFallsBack(t *testing.T) {
+	n := newVMNode(t, plan.FirmwareUEFI)
+	n.build("A")
+	n.apply("install", DiskStep{Image: n.img, ImageSize: 4 << 30, HostKeyFile: n.key}, BootEntryStep{Image: n.img})
+	n.buildWith("B", vmtest.RebootingInitrd)
+	events := n.apply("reconfigure", BootEntryStep{Image: n.img})
+	noted(t, events, "boots generation 2; generation 1 is the fallback")
+	noted(t, events, fmt.Sprintf("systemd-boot starts it up to %d times", boot.DefaultTries))
+	if entries, _ := espEntries(t, n.img); !slices.Equal(entryNames(entries), []string{"homestaker-0001.conf", fmt.Sprintf("homestaker-0002+%d.conf", boot.DefaultTries)}) {
+		t.Fatalf("after the rebuild: entries %v", entryNames(entries))
+	}
+
+	wantA := regexp.MustCompile(`HOMESTAKER-BOOTED A cmdline=[^\n]*homestaker.test=A`)
+	res, err := vmtest.BootDisk(context.Background(), vmtest.DiskBoot{
+		Firmware: vmtest.UEFI, Disk: n.img, Expect: wantA, Reboot: true, Timeout: time.Duration(boot.DefaultTries+2) * time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, m := range regexp.MustCompile(`HOMESTAKER-BOOTED (\S+)`).FindAllStringSubmatch(res.Console, -1) {
+		order = append(order, m[1])
+	}
+	want := append(slices.Repeat([]string{"B"}, boot.DefaultTries), "A")
+	if !slices.Equal(order, want) {
+		t.Errorf("the machine booted %v, want %v", order, want)
+	}
+	t.Logf("one power-on, %d boots in %s: %v", len(order), res.Duration.Round(100*time.Millisecond), order)
+	entries, _ := espEntries(t, n.img)
+	if names := entryNames(entries); !slices.Equal(names, []string{"homestaker-0001.conf", fmt.Sprintf("homestaker-0002+0-%d.conf", boot.DefaultTries)}) {
+		t.Errorf("after the fallback: entries %v, want generation 2 marked bad (+0-%d)", names, boot.DefaultTries)
+	}
+
+	// The next rebuild: generation 2 never booted, so it is no fallback.
+	n.build("C")
+	events = n.apply("reconfigure", BootEntryStep{Image: n.img})
+	noted(t, events, "boots generation 3; generation 1 is the fallback")
+	noted(t, events, "remove generation 2")
+	if entries, _ := espEntries(t, n.img); !slices.Equal(entryNames(entries), []string{"homestaker-0001.conf", fmt.Sprintf("homestaker-0003+%d.conf", boot.DefaultTries)}) {
+		t.Errorf("after the next rebuild: entries %v", entryNames(entries))
+	}
 }

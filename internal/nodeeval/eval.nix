@@ -96,6 +96,12 @@ let
       kernelFile = if config.boot.kernelPackages == null then null else config.system.boot.loader.kernelFile;
       # The boot loader files the system carries for the data disk's boot entry.
       bootLoader = (config.environment.etc."homestaker/boot-loader" or { source = { name = null; }; }).source.name;
+      # What marks a boot from a counted entry complete (modules/boot-counting.nix).
+      bootCounting = {
+        blessRequiresMountsFor = config.systemd.services.systemd-bless-boot.unitConfig.RequiresMountsFor or [ ];
+        completeRequires = config.systemd.targets.boot-complete.requires or [ ];
+        completeRequiresMountsFor = config.systemd.targets.boot-complete.unitConfig.RequiresMountsFor or [ ];
+      };
       warnings = config.warnings;
     };
 in

@@ -137,6 +137,19 @@ func judge(t *testing.T, p plan.Plan, h nodeeval.Host, cat *plan.Catalogue) int 
 		wantLoader = "homestaker-boot-loader"
 	}
 	j.check(h.BootLoader == wantLoader, "the system carries the boot loader %q at /etc/homestaker/boot-loader, want %q", h.BootLoader, wantLoader)
+	// Such a host marks a boot from its counted entry complete: bless-boot
+	// waits for the boot partition (mounted with nofail, so local-fs.target
+	// does not), and boot-complete.target needs sshd and the data disk.
+	bc := h.BootCounting
+	if wantLoader != "" {
+		_, mounted := h.FileSystems[disk.BootMountPoint]
+		j.check(mounted && slices.Equal(bc.BlessRequiresMountsFor, []string{disk.BootMountPoint}),
+			"systemd-bless-boot.service waits for %v (boot partition mounted: %v), want %s", bc.BlessRequiresMountsFor, mounted, disk.BootMountPoint)
+		j.check(slices.Equal(bc.CompleteRequires, []string{"sshd.service"}) && slices.Equal(bc.CompleteRequiresMountsFor, []string{disk.DataMountPoint}),
+			"boot-complete.target requires %v and the mounts %v, want sshd.service and %s", bc.CompleteRequires, bc.CompleteRequiresMountsFor, disk.DataMountPoint)
+	} else {
+		j.check(len(bc.BlessRequiresMountsFor)+len(bc.CompleteRequires) == 0, "a host without a boot entry on its data disk sets up boot counting: %+v", bc)
+	}
 	judgeBoard(j, p, h)
 
 	// Firewall: every peer-to-peer port of both clients, no API port.

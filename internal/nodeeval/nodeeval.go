@@ -127,6 +127,14 @@ type Host struct {
 	// BootLoader is the name of the boot loader folder the system carries
 	// at /etc/homestaker/boot-loader ("" when it carries none).
 	BootLoader string `json:"bootLoader"`
+	// BootCounting is what marks a boot from a counted boot entry complete:
+	// the mounts systemd-bless-boot.service waits for, and the units and
+	// mounts boot-complete.target requires.
+	BootCounting struct {
+		BlessRequiresMountsFor    []string `json:"blessRequiresMountsFor"`
+		CompleteRequires          []string `json:"completeRequires"`
+		CompleteRequiresMountsFor []string `json:"completeRequiresMountsFor"`
+	} `json:"bootCounting"`
 }
 
 // Unit is a systemd service as NixOS would write it.

@@ -35,6 +35,10 @@ type DiskBoot struct {
 	// Expect ends the run once the console matches.
 	Expect  *regexp.Regexp
 	Timeout time.Duration
+	// Reboot lets a guest that reboots start again from its firmware, in
+	// the same QEMU with the same variable store, as a machine does after
+	// a reset; without it QEMU stops when the guest reboots.
+	Reboot bool
 }
 
 // RequireFirmware skips (fails in CI) a test that needs QEMU, the host
@@ -65,9 +69,12 @@ func BootDisk(ctx context.Context, cfg DiskBoot) (Result, error) {
 	}
 	args := []string{
 		"-machine", "q35", "-accel", "tcg", "-cpu", "max", "-smp", "1", "-m", "512",
-		"-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot", "-nodefaults",
+		"-display", "none", "-monitor", "none", "-serial", "stdio", "-nodefaults",
 		"-drive", fmt.Sprintf("file=%s,format=raw,if=none,id=disk0,cache=writeback", escapeComma(cfg.Disk)),
 		"-device", "virtio-blk-pci,drive=disk0,bootindex=1",
+	}
+	if !cfg.Reboot {
+		args = append(args, "-no-reboot")
 	}
 	switch cfg.Firmware {
 	case UEFI:
@@ -113,6 +120,17 @@ func BootDisk(ctx context.Context, cfg DiskBoot) (Result, error) {
 // powers the guest off: it proves which boot entry started the kernel, with
 // which command line.
 func MarkerInitrd(path, marker string) error {
+	return markerInitrd(path, marker, "poweroff")
+}
+
+// RebootingInitrd writes an initrd whose /init prints the marker as
+// MarkerInitrd's does and then reboots the guest: a generation whose boot
+// never completes, so the boot loader's counter is never taken off.
+func RebootingInitrd(path, marker string) error {
+	return markerInitrd(path, marker, "reboot")
+}
+
+func markerInitrd(path, marker, then string) error {
 	if strings.ContainsAny(marker, "'\n") {
 		return fmt.Errorf("marker %q: no quotes or newlines", marker)
 	}
@@ -136,7 +154,7 @@ func MarkerInitrd(path, marker string) error {
 /bin/busybox mount -t proc proc /proc
 /bin/busybox echo "HOMESTAKER-BOOTED `+marker+` cmdline=$(/bin/busybox cat /proc/cmdline)" > /dev/console
 /bin/busybox sync
-/bin/busybox poweroff -f
+/bin/busybox `+then+` -f
 `), 0o755)
 	if err := w.close(); err != nil {
 		out.Close()

@@ -7,10 +7,11 @@
 # On x86_64 the system also carries the boot loader for the boot entry on
 # the data disk (boot-loader.nix) at /etc/homestaker/boot-loader: homestaker
 # finds it through the kexec tree's init= path after a build, and a rebuild
-# on the node finds it there too.
+# on the node finds it there too. boot-counting.nix marks a boot from that
+# entry complete, so that systemd-boot keeps the new generation.
 { lib, pkgs, modulesPath, ... }:
 {
-  imports = [ (modulesPath + "/installer/netboot/netboot.nix") ];
+  imports = [ (modulesPath + "/installer/netboot/netboot.nix") ./boot-counting.nix ];
 
   netboot.squashfsCompression = "zstd -Xcompression-level 6";
   boot.initrd.compressor = "zstd";

@@ -341,6 +341,20 @@ func (s *session) wizard(ctx context.Context) int {
 	return code
 }
 
+// confirmEraseLine asks, in line mode, for the disk being erased to be
+// typed back: back says Enter alone went back to the questions; code >= 0
+// means stop with it (interrupted).
+func confirmEraseLine(ctx context.Context, env *cliEnv, lines *ui.Lines, rev ui.Review) (back bool, code int) {
+	fmt.Fprintf(env.stdout, "\n== Confirm ==\nThis erases everything on %s\n%s\n", rev.EraseDevice, rev.EraseDetail)
+	_, code = withContext(ctx, func() (struct{}, error) {
+		return struct{}{}, lines.Confirm("Type "+rev.EraseDevice+" to erase it (Enter alone goes back)", rev.ConfirmNames)
+	})
+	if code == exitOK {
+		return true, -1
+	}
+	return false, code
+}
+
 // askWizard runs the wizard's questions and review: full screen (the
 // model), or as line prompts (lines); code >= 0 means stop with it (an
 // interrupt, a quit at the review, a failed terminal).
@@ -456,15 +470,10 @@ func (s *session) lineWizard(ctx context.Context, w *ui.Wizard, lines *ui.Lines,
 			continue
 		}
 		if o == ui.ApplyAll {
-			fmt.Fprintf(env.stdout, "\n== Confirm ==\nThis erases everything on %s\n%s\n", rev.EraseDevice, rev.EraseDetail)
-			_, code := withContext(ctx, func() (struct{}, error) {
-				return struct{}{}, lines.Confirm("Type "+rev.EraseDevice+" to erase it (Enter alone goes back)", rev.ConfirmNames)
-			})
-			if code == exitOK {
+			if back, code := confirmEraseLine(ctx, env, lines, rev); back {
 				start = len(ui.ScreenIDs()) - 1
 				continue
-			}
-			if code >= 0 {
+			} else if code >= 0 {
 				return ui.Interrupted, rev, code
 			}
 		}

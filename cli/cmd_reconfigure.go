@@ -489,15 +489,10 @@ func (r *reconf) lineWizard(ctx context.Context, w *ui.Wizard, reviewOf func(*ui
 			continue
 		}
 		if c.Outcome == ui.ApplyAll {
-			fmt.Fprintf(env.stdout, "\n== Confirm ==\nThis erases everything on %s\n%s\n", rev.EraseDevice, rev.EraseDetail)
-			_, code := withContext(ctx, func() (struct{}, error) {
-				return struct{}{}, lines.Confirm("Type "+rev.EraseDevice+" to erase it (Enter alone goes back)", rev.ConfirmNames)
-			})
-			if code == exitOK {
+			if back, code := confirmEraseLine(ctx, env, lines, rev); back {
 				start = len(ui.ScreenIDs()) - 1
 				continue
-			}
-			if code >= 0 {
+			} else if code >= 0 {
 				return ui.Interrupted, rev, code
 			}
 		}

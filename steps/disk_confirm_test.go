@@ -3,7 +3,6 @@ package steps
 import (
 	"bytes"
 	"context"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/homestaker/homestaker/disk"
+	"github.com/homestaker/homestaker/internal/testutil"
 	"github.com/homestaker/homestaker/plan"
 	"github.com/homestaker/homestaker/secrets"
 )
@@ -18,33 +18,8 @@ import (
 // copyRoot copies a recorded system (disk/testdata/NAME), symlinks kept.
 func copyRoot(t *testing.T, name string) string {
 	t.Helper()
-	src := filepath.Join("..", "disk", "testdata", name)
 	dst := t.TempDir()
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		to := filepath.Join(dst, rel)
-		switch {
-		case d.Type()&fs.ModeSymlink != 0:
-			link, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(link, to)
-		case d.IsDir():
-			return os.MkdirAll(to, 0o755)
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(to, data, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	testutil.CopyTree(t, filepath.Join("..", "disk", "testdata", name), dst)
 	return dst
 }
 

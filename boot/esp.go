@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/homestaker/homestaker/disk"
 )
 
 // Runner runs an external command and returns its combined output
@@ -45,6 +47,28 @@ func (MtoolsRunner) Run(ctx context.Context, argv []string) ([]byte, error) {
 
 var mtoolsEnv = []string{"MTOOLS_SKIP_CHECK=1", "MTOOLSRC=/dev/null"}
 
+// espFS is the FAT filesystem of an EFI system partition as an install
+// reads and writes it, by absolute paths on the partition ("/loader/entries"):
+// with mtools at the partition's byte offset on the raw disk or image (esp),
+// or through the folder where the running system has it mounted
+// (folderESP, on the node: /boot). Writing through the raw disk while the
+// kernel has the FAT mounted would corrupt it, so an install uses exactly one.
+type espFS interface {
+	// check says why the partition holds no homestaker FAT ("": it does).
+	check() string
+	list(dir string) ([]string, error)
+	exists(p string) (bool, error)
+	mkdirAll(p string) error
+	put(src, p string) error
+	// putAll copies the local files srcs into folder dir.
+	putAll(srcs []string, dir string) error
+	rename(p, newName string) error
+	remove(p string, tree bool) error
+	read(p string) ([]byte, error)
+	freeBytes() (uint64, error)
+	sum(p string) (string, error)
+}
+
 // esp is the FAT filesystem of an EFI system partition, reached by mtools
 // at byte offset on the whole disk or image at path.
 type esp struct {
@@ -59,6 +83,25 @@ func (e *esp) spec() string { return e.path + "@@" + strconv.FormatUint(e.offset
 
 func (e *esp) mtools(cmd string, args ...string) ([]byte, error) {
 	return e.run.Run(e.ctx, append([]string{cmd, "-i", e.spec()}, args...))
+}
+
+// check reads the FAT's label: homestaker disk format labels it
+// disk.BootFilesystemLabel.
+func (e *esp) check() string {
+	out, err := e.mtools("mlabel", "-s", "::")
+	if err != nil || !strings.Contains(string(out), disk.BootFilesystemLabel) {
+		return fmt.Sprintf("%v %s", err, strings.TrimSpace(string(out)))
+	}
+	return ""
+}
+
+// putAll copies the local files srcs into folder dir in one mcopy.
+func (e *esp) putAll(srcs []string, dir string) error {
+	args := append([]string{"-o", "-D", "o"}, srcs...)
+	if _, err := e.mtools("mcopy", append(args, "::"+dir+"/")...); err != nil {
+		return fmt.Errorf("copy %d files to %s on the EFI system partition: %w", len(srcs), dir, err)
+	}
+	return nil
 }
 
 // notFound reports whether an mtools failure says the file is missing.

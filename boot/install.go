@@ -23,6 +23,9 @@ type Installer struct {
 	Reporter report.Reporter
 	// SysRoot is where block devices are looked up ("" for the running system).
 	SysRoot string
+	// wrapESP, when set, wraps the partition's filesystem (tests stop an
+	// install between two files with it).
+	wrapESP func(espFS) espFS
 }
 
 // Options are the choices of one install.
@@ -33,6 +36,14 @@ type Options struct {
 	LoaderDir string
 	// DryRun reads the disk and reports every step, and writes nothing.
 	DryRun bool
+	// ESPDir, when set, is the folder where the running system has the
+	// disk's EFI system partition mounted (on the node: /boot; see
+	// MountedESP): the partition is then read and written through that
+	// mounted filesystem instead of with mtools on the raw disk, which
+	// would corrupt a FAT the kernel has mounted. The BIOS boot partition
+	// and sector 0 are not part of the mounted filesystem and are still
+	// written on the raw disk (GRUB).
+	ESPDir string
 	// Tries is the boot counter a new generation's entry gets on UEFI
 	// when there is a fallback to go back to (0: DefaultTries; negative:
 	// none). A first generation, and GRUB's entries, get none.
@@ -93,7 +104,7 @@ func (in *Installer) WriteEntry(ctx context.Context, r EntryRequest) (Target, Re
 
 type job struct {
 	in  *Installer
-	esp *esp
+	esp espFS
 	dry bool
 }
 
@@ -142,11 +153,20 @@ func (in *Installer) Install(ctx context.Context, t Target, g Generation, o Opti
 		}
 	}
 	if t.Device {
-		if err := checkPartitionsFree(in.SysRoot, t); err != nil {
+		if err := checkPartitionsFree(in.SysRoot, t, o.ESPDir != ""); err != nil {
 			return Result{}, err
 		}
 	}
-	j := &job{in: in, dry: o.DryRun, esp: &esp{ctx: ctx, run: in.Runner, path: t.Path, offset: t.ESP.StartBytes}}
+	j := &job{in: in, dry: o.DryRun}
+	if o.ESPDir != "" {
+		j.esp = &folderESP{dir: o.ESPDir}
+		j.say("the EFI system partition is mounted at " + o.ESPDir + ": writing through the mounted filesystem")
+	} else {
+		j.esp = &esp{ctx: ctx, run: in.Runner, path: t.Path, offset: t.ESP.StartBytes}
+	}
+	if in.wrapESP != nil {
+		j.esp = in.wrapESP(j.esp)
+	}
 	e := j.esp
 	if err := j.checkESP(t); err != nil {
 		return Result{}, err
@@ -334,10 +354,9 @@ func (j *job) boots(e entry, g Generation) (bool, error) {
 
 // checkESP makes sure the partition holds homestaker's FAT filesystem.
 func (j *job) checkESP(t Target) error {
-	out, err := j.esp.mtools("mlabel", "-s", "::")
-	if err != nil || !strings.Contains(string(out), disk.BootFilesystemLabel) {
-		return refused(t.Path, "partition %d (%s) holds no FAT filesystem labelled %s (%v %s): homestaker disk format creates it",
-			t.ESP.Number, disk.BootPartLabel, disk.BootFilesystemLabel, err, strings.TrimSpace(string(out)))
+	if why := j.esp.check(); why != "" {
+		return refused(t.Path, "partition %d (%s) holds no FAT filesystem labelled %s (%s): homestaker disk format creates it",
+			t.ESP.Number, disk.BootPartLabel, disk.BootFilesystemLabel, why)
 	}
 	return nil
 }
@@ -451,9 +470,8 @@ func (j *job) installGRUB(t Target, l Loader, c biosCode) error {
 		if err := j.esp.mkdirAll(grubDir + "/i386-pc"); err != nil {
 			return err
 		}
-		args := append([]string{"-o", "-D", "o"}, l.GRUBModules...)
-		if _, err := j.esp.mtools("mcopy", append(args, "::"+grubDir+"/i386-pc/")...); err != nil {
-			return fmt.Errorf("copy GRUB's modules to the EFI system partition: %w", err)
+		if err := j.esp.putAll(l.GRUBModules, grubDir+"/i386-pc"); err != nil {
+			return fmt.Errorf("copy GRUB's modules: %w", err)
 		}
 		return nil
 	})

@@ -109,15 +109,17 @@ func ReadTarget(path string) (Target, error) {
 // BIOS boot partition is mounted or held: homestaker writes the FAT
 // filesystem itself, which would corrupt one the kernel has mounted. The
 // data partition may stay mounted (on the node it is), since nothing on it
-// is touched. sysRoot is "" for the running system.
-func checkPartitionsFree(sysRoot string, t Target) error {
+// is touched. With espMounted the EFI system partition is written through
+// its mount (Options.ESPDir), and only the BIOS boot partition must be free.
+// sysRoot is "" for the running system.
+func checkPartitionsFree(sysRoot string, t Target, espMounted bool) error {
 	real, err := filepath.EvalSymlinks(t.Path)
 	if err != nil {
 		return fmt.Errorf("resolve %s: %w", t.Path, err)
 	}
 	name := filepath.Base(real)
 	for _, p := range []Part{t.ESP, t.BIOSBoot} {
-		if p.Number == 0 {
+		if p.Number == 0 || espMounted && p == t.ESP {
 			continue
 		}
 		part, err := partitionDevice(sysRoot, name, p.Number)
@@ -139,7 +141,7 @@ func checkPartitionsFree(sysRoot string, t Target) error {
 // partitionDevice is the kernel's name of partition n of disk name, read
 // from sysfs (nvme0n1 → nvme0n1p2, sda → sda2).
 func partitionDevice(sysRoot, name string, n int) (string, error) {
-	dir := filepath.Join(sysRoot+"/", "sys/class/block", name)
+	dir := filepath.Join(sysRoot+"/", "sys/block", name)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return "", fmt.Errorf("the kernel shows no block device %s: %w", name, err)

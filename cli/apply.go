@@ -238,9 +238,11 @@ type applyOpts struct {
 // this machine and boots by kexec. No disk is erased without format.
 //
 // diskFree says the data disk is on this machine and not in use (a rescue
-// system): the rebuild then switches the disk's boot entry to the new
-// build, keeping the previous one as the fallback. On the running node the
-// boot partition is mounted and is not written from here.
+// system), bootHere that this machine is the node: either way the rebuild
+// switches the disk's boot entry to the new build, keeping the previous one
+// as the fallback, before the kexec. On the node the boot partition is
+// mounted at /boot and the step writes it through that mount, never with
+// mtools on the raw disk.
 func reconfigureSteps(env *cliEnv, p plan.Plan, slashing, format, bootHere, diskFree bool) []steps.Step {
 	var list []steps.Step
 	if slashing {
@@ -250,7 +252,7 @@ func reconfigureSteps(env *cliEnv, p plan.Plan, slashing, format, bootHere, disk
 	if format {
 		list = append(list, steps.DiskStep{})
 	}
-	if (format || diskFree) && p.Host.Format == plan.FormatKexec && p.Host.Arch == plan.ArchX86_64 {
+	if (format || diskFree || bootHere) && p.Host.Format == plan.FormatKexec && p.Host.Arch == plan.ArchX86_64 {
 		list = append(list, steps.BootEntryStep{Optional: !format})
 	}
 	if bootHere && p.Host.Format == plan.FormatKexec {

@@ -41,6 +41,9 @@ type cliEnv struct {
 	// that outlives the terminal (Main sets it); nil applies in this
 	// process.
 	detach *detacher
+	// kexec, when set, replaces the kexec step's kernel interface and
+	// jump (tests); nil is the real kexec.
+	kexec *kexecDeps
 }
 
 func commands() []command {

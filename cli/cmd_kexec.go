@@ -33,6 +33,9 @@ type kexecDeps struct {
 }
 
 func defaultKexecDeps(env *cliEnv) kexecDeps {
+	if env.kexec != nil {
+		return *env.kexec
+	}
 	return kexecDeps{
 		kexec:     &boot.Kexec{Root: env.getenv(systemRootEnv)},
 		startJump: startDetachedJump,

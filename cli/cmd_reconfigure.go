@@ -513,7 +513,8 @@ func (r *reconf) apply(ctx context.Context, p plan.Plan, outcome ui.Outcome, rev
 		}
 		list = append(list, steps.FlakeStep{})
 	} else {
-		// The boot entry is switched when the data disk is here and free.
+		// The boot entry is switched when the data disk is here and free,
+		// or on the node (through its mounted /boot).
 		list = reconfigureSteps(env, p, r.slashing, format, r.here, t.Disk != nil && t.DiskErr == nil)
 	}
 	if format {

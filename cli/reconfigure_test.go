@@ -15,9 +15,11 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 
+	"github.com/homestaker/homestaker/boot"
 	"github.com/homestaker/homestaker/internal/testutil"
 	"github.com/homestaker/homestaker/nixbuild"
 	"github.com/homestaker/homestaker/secrets"
@@ -30,6 +32,7 @@ type reconfHome struct {
 	admin                *age.X25519Identity
 	root                 string // HOMESTAKER_SYSTEM_ROOT
 	deps                 *buildDeps
+	kexec                *kexecDeps
 }
 
 func (h *reconfHome) run(t *testing.T, args ...string) (int, string, string) {
@@ -41,7 +44,7 @@ func (h *reconfHome) runInput(t *testing.T, stdin string, args ...string) (int, 
 	t.Helper()
 	var out, errb bytes.Buffer
 	vars := map[string]string{"HOME": h.home, "XDG_STATE_HOME": filepath.Join(h.home, "state"), systemRootEnv: h.root, "TERM": "dumb"}
-	env := &cliEnv{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb, getenv: func(k string) string { return vars[k] }, build: h.deps}
+	env := &cliEnv{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb, getenv: func(k string) string { return vars[k] }, build: h.deps, kexec: h.kexec}
 	code := run(context.Background(), env, args)
 	return code, out.String(), errb.String()
 }
@@ -383,6 +386,70 @@ func TestReconfigureRebuildsWithoutTouchingTheDisk(t *testing.T) {
 	if code != exitOK || !strings.Contains(stdout, "this machine is the node (NixOS, host name node1): after the build, kexec into the new image") {
 		t.Errorf("on the node: exit %d\n%s", code, stdout)
 	}
+
+	// The node runs the data disk: its data partition at /var/lib, its
+	// boot partition at /boot (vfat, disko's mount). The rebuild switches
+	// the boot entry through /boot, then kexecs: here the kexec step stops
+	// at its checks (stand-in kernel and initrd, not root) and never jumps.
+	os.MkdirAll(filepath.Join(h.root, "sys", "firmware", "efi"), 0o755)
+	for n, dev := range map[string]string{"2": "259:6", "3": "259:7"} {
+		part := filepath.Join(h.root, "sys", "block", "nvme1n1", "nvme1n1p"+n)
+		os.MkdirAll(part, 0o755)
+		os.WriteFile(filepath.Join(part, "partition"), []byte(n+"\n"), 0o644)
+		os.WriteFile(filepath.Join(part, "dev"), []byte(dev+"\n"), 0o644)
+	}
+	mi, _ := os.OpenFile(filepath.Join(h.root, "proc", "self", "mountinfo"), os.O_APPEND|os.O_WRONLY, 0)
+	io.WriteString(mi, "50 22 259:7 / /var/lib rw,relatime shared:40 - ext4 /dev/nvme1n1p3 rw\n"+
+		"51 22 259:6 / /boot rw,relatime shared:41 - vfat /dev/nvme1n1p2 rw,fmask=0022,dmask=0022\n")
+	mi.Close()
+	espDir := filepath.Join(h.root, "boot")
+	os.MkdirAll(espDir, 0o755)
+	tree = nodeKexecTree(t)
+	h.kexec = &kexecDeps{
+		kexec: &boot.Kexec{Root: h.root, Euid: func() int { return 1000 }},
+		startJump: func(time.Duration) (string, error) {
+			t.Error("the test jumped")
+			return "", errors.New("no jump in a test")
+		},
+	}
+	code, stdout, stderr = h.run(t, "reconfigure", h.flake, "--answers", answers, "--yes")
+	for _, want := range []string{"[4/5] Write the boot entry", "the boot partition is mounted at " + espDir, "written through the mounted filesystem", "[5/5] "} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("on the node the rebuild's output lacks %q:\n%s\n%s", want, stdout, stderr)
+		}
+	}
+	if code == exitOK || !strings.Contains(stderr, "homestaker reconfigure: kexec: ") {
+		t.Errorf("the kexec step did not stop at its checks: exit %d\n%s", code, stderr)
+	}
+	entry, err := os.ReadFile(filepath.Join(espDir, "loader", "entries", "homestaker-0001.conf"))
+	if err != nil || !strings.Contains(string(entry), "options init="+filepath.Join(tree, "system")+"/init") {
+		t.Errorf("the entry in the node's /boot: %v\n%s", err, entry)
+	}
+	if _, err := os.Stat(filepath.Join(espDir, "EFI", "BOOT", "BOOTX64.EFI")); err != nil {
+		t.Errorf("systemd-boot is not in the node's /boot: %v", err)
+	}
+}
+
+// nodeKexecTree is a kexec tree as the build leaves it for a node: its
+// kexec-boot script names the system's init, and the system carries the
+// boot loader of the boot entry (a stand-in for systemd-boot).
+func nodeKexecTree(t *testing.T) string {
+	t.Helper()
+	out := t.TempDir()
+	system := filepath.Join(out, "system")
+	os.MkdirAll(filepath.Join(system, "etc", "homestaker", "boot-loader"), 0o755)
+	for name, content := range map[string]string{
+		"bzImage":     "kernel of the node",
+		"initrd.zst":  "initrd of the node",
+		"kexec-boot":  "#!/usr/bin/env bash\nkexec --load ./bzImage --initrd=./initrd.zst \\\n  --command-line \"init=" + system + "/init loglevel=4\"\nkexec -e\n",
+		"system/init": "#!/bin/sh\n",
+		"system/etc/homestaker/boot-loader/systemd-bootx64.efi": "MZ stand-in for systemd-boot",
+	} {
+		if err := os.WriteFile(filepath.Join(out, name), []byte(content), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
 }
 
 // TestReconfigureValidatorClientMovesTheSlashingHistory: changing the

@@ -33,7 +33,10 @@ const loaderPrefix = "boot-loader/"
 // machine's firmware). New files first, then the entry switched; the
 // previous generation stays as the fallback, and a run with an unchanged
 // build leaves the entries as they are. install runs it after the disk
-// step; reconfigure runs it after its build.
+// step; reconfigure runs it after its build, on a rescue system (the data
+// disk free: written with mtools on the raw disk) and on the node itself,
+// where the partition is mounted at /boot and is written through that
+// mount instead (see boot.MountedESP).
 type BootEntryStep struct {
 	// Image, when set, is the image file the disk step formatted instead
 	// of the plan's disk.
@@ -78,9 +81,13 @@ func LoaderName(fw boot.Firmware) string {
 
 func (b BootEntryStep) Describe(t *Target) []string {
 	fw, why := t.Firmware()
-	return []string{fmt.Sprintf("copy the build's kernel and initrd to the boot partition (%s) of %s as a new generation, read them back, "+
+	lines := []string{fmt.Sprintf("copy the build's kernel and initrd to the boot partition (%s) of %s as a new generation, read them back, "+
 		"install %s from the build (%s) and switch the default entry to it; the last generation known to boot stays as the fallback%s",
 		"disk-data-boot", b.target(t), LoaderName(fw), why, counting(fw))}
+	if _, dir, err := b.mountedESP(t); err == nil && dir != "" {
+		lines = append(lines, "the boot partition is mounted at "+dir+" on this machine: written through the mounted filesystem, not the raw disk")
+	}
+	return lines
 }
 
 // counting describes the boot counter of a new entry for the review.
@@ -100,14 +107,16 @@ func (BootEntryStep) Verify(ctx context.Context, t *Target) error {
 }
 
 func (b BootEntryStep) Apply(ctx context.Context, t *Target, s *Sink) error {
-	if b.Optional && b.Image == "" && t.Disk != nil {
+	tg, espDir, err := b.mountedESP(t)
+	var refused *disk.RefusedError
+	if b.Optional && errors.As(err, &refused) {
 		// A disk formatted before homestaker wrote boot partitions keeps
 		// its layout: say so, and touch nothing.
-		var refused *disk.RefusedError
-		if _, err := boot.ReadTarget(filepath.Join(t.System.Root, t.Disk.Path)); errors.As(err, &refused) {
-			s.Warnf("no boot entry written: %s; after a power cut the node boots as before (re-format the data disk with --format-disk to give it a boot partition)", refused.Reason)
-			return nil
-		}
+		s.Warnf("no boot entry written: %s; after a power cut the node boots as before (re-format the data disk with --format-disk to give it a boot partition)", refused.Reason)
+		return nil
+	}
+	if err != nil {
+		espDir = "" // the raw path reads the disk again and says what is wrong
 	}
 	m, err := t.manifest()
 	if err != nil {
@@ -120,11 +129,19 @@ func (b BootEntryStep) Apply(ctx context.Context, t *Target, s *Sink) error {
 	fw, why := t.Firmware()
 	s.Notef("Boot entry for %s with %s (%s); boot loader from the build: %s", t.Plan.Host.Name, LoaderName(fw), why, loader)
 	in := &boot.Installer{Runner: b.Runner, Reporter: report.Func(s.Report), SysRoot: t.System.Root}
-	_, res, err := in.WriteEntry(ctx, boot.EntryRequest{
-		Path: b.target(t), Image: b.Image != "", Generation: g,
-		Options: boot.Options{Firmware: fw, LoaderDir: loader},
-	})
-	var refused *disk.RefusedError
+	opts := boot.Options{Firmware: fw, LoaderDir: loader}
+	var res boot.Result
+	if espDir != "" {
+		// The node: its boot partition is mounted, and only the kernel's
+		// vfat driver may write it.
+		s.Notef("The boot partition of %s is mounted at %s: the entry is written through the mounted filesystem", b.target(t), espDir)
+		opts.ESPDir = espDir
+		res, err = in.Install(ctx, tg, g, opts)
+	} else {
+		_, res, err = in.WriteEntry(ctx, boot.EntryRequest{
+			Path: b.target(t), Image: b.Image != "", Generation: g, Options: opts,
+		})
+	}
 	if b.Optional && errors.As(err, &refused) {
 		s.Warnf("no boot entry written: %s; after a power cut the node boots as before (re-format the data disk with --format-disk to give it a boot partition)", refused.Reason)
 		return nil
@@ -144,6 +161,23 @@ func (b BootEntryStep) Apply(ctx context.Context, t *Target, s *Sink) error {
 		s.Notef("%s boots generation %d", b.target(t), res.Generation)
 	}
 	return nil
+}
+
+// mountedESP reads the partition table of the plan's data disk on this
+// machine and finds where its EFI system partition is mounted (on the
+// node: /boot, by disko): the disk's target and the mount's folder, ""
+// when it is not mounted (a rescue system; or an image, or no data disk
+// here: the raw path).
+func (b BootEntryStep) mountedESP(t *Target) (boot.Target, string, error) {
+	if b.Image != "" || t.Disk == nil {
+		return boot.Target{}, "", nil
+	}
+	tg, err := boot.ReadTarget(filepath.Join(t.System.Root, t.Disk.Path))
+	if err != nil {
+		return tg, "", err
+	}
+	dir, err := boot.MountedESP(t.System.Root, tg)
+	return tg, dir, err
 }
 
 // manifest is the build's manifest: the build step's, or (on a resume, or

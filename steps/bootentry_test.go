@@ -237,3 +237,91 @@ func TestBootEntryStepRefusesABuildWithoutLoader(t *testing.T) {
 		t.Fatalf("err = %v (kind %d), want a refusal naming the missing boot loader", err, KindOf(err))
 	}
 }
+
+// failRunner fails the test on any mtools command run through it.
+type failRunner struct{ t *testing.T }
+
+func (f failRunner) Run(_ context.Context, argv []string) ([]byte, error) {
+	f.t.Errorf("mtools ran on the raw disk: %v", argv)
+	return nil, fmt.Errorf("no mtools")
+}
+
+// TestBootEntryStepWritesAMountedESP: on the node the data disk's boot
+// partition is mounted (the recorded mount table says /boot, vfat); the
+// step writes the entry through that folder and never runs mtools on the
+// raw disk. Without the mount it takes the raw path (here the plan's
+// by-id name, absent on this machine, so it fails naming it).
+func TestBootEntryStepWritesAMountedESP(t *testing.T) {
+	for _, tool := range []string{"mkfs.vfat", "mkfs.ext4", "mcopy", "mdir"} {
+		testutil.RequireTool(t, tool)
+	}
+	ctx := context.Background()
+	dir, root := t.TempDir(), t.TempDir()
+	for _, d := range []string{"dev", "sys/block/sdb/sdb2", "proc/self", "boot"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var p plan.Plan
+	p.Host.Name, p.Host.Arch, p.Host.Format, p.Host.Firmware = "node1", plan.ArchX86_64, plan.FormatKexec, plan.FirmwareUEFI
+	p.Disk.Device = "/dev/disk/by-id/ata-TEST"
+	p.Ethereum.Execution, p.Ethereum.Consensus = "geth", "lighthouse"
+	key, _, err := secrets.EnsureHostKey(filepath.Join(dir, "private"), "node1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(root, "dev", "sdb")
+	tg := &Target{Plan: p, FlakeDir: filepath.Join(dir, "flake"), System: disk.System{Root: root}}
+	if err := Run(ctx, tg, []Step{DiskStep{Image: img, ImageSize: 4 << 30, HostKeyFile: key.PrivatePath}}, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(root, "sys/block/sdb/sdb2/partition"), []byte("2\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "sys/block/sdb/sdb2/dev"), []byte("8:18\n"), 0o644)
+	mountinfo := filepath.Join(root, "proc/self/mountinfo")
+	os.WriteFile(mountinfo, []byte("1 0 0:2 / / rw - tmpfs none rw\n"+
+		"2 1 8:19 / /var/lib rw,relatime - ext4 /dev/sdb3 rw\n"+
+		"3 1 8:18 / /boot rw,relatime - vfat /dev/sdb2 rw,fmask=0022\n"), 0o644)
+	tg.Disk = &disk.BlockDevice{Name: "sdb", Path: "/dev/sdb", InUse: true, InUseReason: "sdb3 is mounted at /var/lib; sdb2 is mounted at /boot"}
+	m := fakeBuild(t, dir, "build1", uefiLoader(t, dir))
+	tg.Built = &m
+
+	step := BootEntryStep{Optional: true, Runner: failRunner{t}}
+	if lines := step.Describe(tg); len(lines) != 2 || !strings.Contains(lines[1], "mounted at "+filepath.Join(root, "boot")) {
+		t.Errorf("the review does not say the mounted partition is written: %q", lines)
+	}
+	var events []Event
+	if err := Run(ctx, tg, []Step{step}, Options{Emit: func(e Event) { events = append(events, e) }}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(events, func(e Event) bool { return strings.Contains(e.Message, "written through the mounted filesystem") }) {
+		t.Errorf("no note of the mounted path: %+v", events)
+	}
+	entry, err := os.ReadFile(filepath.Join(root, "boot/loader/entries/homestaker-0001.conf"))
+	if err != nil || !strings.Contains(string(entry), "options init="+filepath.Join(dir, "build1-system")+"/init") {
+		t.Fatalf("entry in the mounted folder: %v\n%s", err, entry)
+	}
+	for _, f := range []string{"EFI/BOOT/BOOTX64.EFI", "loader/loader.conf", "homestaker/0001/linux", "homestaker/0001/initrd"} {
+		if _, err := os.Stat(filepath.Join(root, "boot", f)); err != nil {
+			t.Errorf("the mounted folder lacks %s: %v", f, err)
+		}
+	}
+	// A rebuild on the node: generation 2 with 1 as the fallback.
+	m2 := fakeBuild(t, dir, "build2", uefiLoader(t, filepath.Join(dir, "l2")))
+	tg.Built = &m2
+	if err := Run(ctx, tg, []Step{step}, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "boot/loader/entries/homestaker-0002+3.conf")); err != nil {
+		t.Errorf("no generation 2 in the mounted folder: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "boot/loader/entries/homestaker-0001.conf")); err != nil {
+		t.Errorf("the fallback is gone: %v", err)
+	}
+
+	// Not mounted: the raw path, which opens the plan's disk.
+	os.WriteFile(mountinfo, []byte("1 0 0:2 / / rw - tmpfs none rw\n"), 0o644)
+	err = Run(ctx, tg, []Step{BootEntryStep{Optional: true}}, Options{})
+	if err == nil || !strings.Contains(err.Error(), p.Disk.Device) {
+		t.Errorf("unmounted: %v, want the raw path's failure to open %s", err, p.Disk.Device)
+	}
+}

@@ -57,8 +57,8 @@ type espFS interface {
 	// check says why the partition holds no homestaker FAT ("": it does).
 	check() string
 	list(dir string) ([]string, error)
-	exists(p string) (bool, error)
-	mkdirAll(p string) error
+	// mkdir creates folder p, whose parent exists.
+	mkdir(p string) error
 	put(src, p string) error
 	// putAll copies the local files srcs into folder dir.
 	putAll(srcs []string, dir string) error
@@ -134,8 +134,9 @@ func (e *esp) list(dir string) ([]string, error) {
 	return names, nil
 }
 
-// exists reports whether the file or folder p exists.
-func (e *esp) exists(p string) (bool, error) {
+// espExists reports whether the file or folder p exists, comparing names
+// case-insensitively as FAT does (both backends).
+func espExists(e espFS, p string) (bool, error) {
 	names, err := e.list(path.Dir(p))
 	if err != nil {
 		return false, err
@@ -148,18 +149,23 @@ func (e *esp) exists(p string) (bool, error) {
 	return false, nil
 }
 
-// mkdirAll creates folder p and its parents.
-func (e *esp) mkdirAll(p string) error {
-	if p == "/" {
+// espMkdirAll creates folder p and its parents (both backends).
+func espMkdirAll(e espFS, p string) error {
+	if p == "/" || p == "" || p == "." {
 		return nil
 	}
-	ok, err := e.exists(p)
+	ok, err := espExists(e, p)
 	if err != nil || ok {
 		return err
 	}
-	if err := e.mkdirAll(path.Dir(p)); err != nil {
+	if err := espMkdirAll(e, path.Dir(p)); err != nil {
 		return err
 	}
+	return e.mkdir(p)
+}
+
+// mkdir creates folder p.
+func (e *esp) mkdir(p string) error {
 	if _, err := e.mtools("mmd", "::"+p); err != nil {
 		return fmt.Errorf("create %s on the EFI system partition: %w", p, err)
 	}

@@ -57,32 +57,8 @@ func (e *folderESP) list(dir string) ([]string, error) {
 	return names, nil
 }
 
-// exists compares names case-insensitively, as FAT (and the mtools
-// backend) does.
-func (e *folderESP) exists(p string) (bool, error) {
-	names, err := e.list(path.Dir(p))
-	if err != nil {
-		return false, err
-	}
-	for _, n := range names {
-		if strings.EqualFold(n, path.Base(p)) {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
-func (e *folderESP) mkdirAll(p string) error {
-	if p == "/" || p == "" {
-		return nil
-	}
-	ok, err := e.exists(p)
-	if err != nil || ok {
-		return err
-	}
-	if err := e.mkdirAll(path.Dir(p)); err != nil {
-		return err
-	}
+// mkdir creates folder p and fsyncs its parent.
+func (e *folderESP) mkdir(p string) error {
 	if err := os.Mkdir(e.local(p), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("create %s on the EFI system partition: %w", p, err)
 	}

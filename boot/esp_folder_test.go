@@ -162,11 +162,11 @@ func (c *crashESP) rename(p, newName string) error {
 	return c.espFS.rename(p, newName)
 }
 
-func (c *crashESP) mkdirAll(p string) error {
+func (c *crashESP) mkdir(p string) error {
 	if err := c.stop("mkdir", p); err != nil {
 		return err
 	}
-	return c.espFS.mkdirAll(p)
+	return c.espFS.mkdir(p)
 }
 
 // TestMountedInstallStoppedBetweenFiles: an install through the mounted

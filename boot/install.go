@@ -259,7 +259,7 @@ func (in *Installer) Install(ctx context.Context, t Target, g Generation, o Opti
 	dir := genDir(n)
 	next := entry{Number: n, Linux: dir + "/linux", Initrd: dir + "/initrd", Options: strings.TrimSpace(g.Cmdline)}
 	if err := j.do(fmt.Sprintf("copy the kernel %s and the initrd %s to %s and read them back", g.Kernel, g.Initrd, dir), func() error {
-		if err := e.mkdirAll(dir); err != nil {
+		if err := espMkdirAll(e, dir); err != nil {
 			return err
 		}
 		for _, f := range [][2]string{{g.Kernel, next.Linux}, {g.Initrd, next.Initrd}} {
@@ -372,7 +372,7 @@ func (j *job) clearLeftovers(names []string, n int) error {
 			}
 		}
 	}
-	ok, err := j.esp.exists(genDir(n))
+	ok, err := espExists(j.esp, genDir(n))
 	if err != nil || !ok {
 		return err
 	}
@@ -429,7 +429,7 @@ func (j *job) writeFile(work, p string, content []byte) error {
 	if err := os.WriteFile(local, content, 0o600); err != nil {
 		return err
 	}
-	if err := j.esp.mkdirAll(path.Dir(p)); err != nil {
+	if err := espMkdirAll(j.esp, path.Dir(p)); err != nil {
 		return err
 	}
 	if err := j.esp.put(local, p+tmpSuffix); err != nil {
@@ -440,7 +440,7 @@ func (j *job) writeFile(work, p string, content []byte) error {
 
 // hasGRUB reports whether an earlier install put GRUB's menu on the partition.
 func (j *job) hasGRUB() bool {
-	ok, err := j.esp.exists(grubCfg)
+	ok, err := espExists(j.esp, grubCfg)
 	return err == nil && ok
 }
 
@@ -449,7 +449,7 @@ func (j *job) hasGRUB() bool {
 func (j *job) installSystemdBoot(l Loader, work string) error {
 	return j.do(fmt.Sprintf("install systemd-boot from %s as %s and %s, with %s", l.SystemdBoot, efiFallback, efiSystemd, loaderConf), func() error {
 		for _, p := range []string{efiSystemd, efiFallback} {
-			if err := j.esp.mkdirAll(path.Dir(p)); err != nil {
+			if err := espMkdirAll(j.esp, path.Dir(p)); err != nil {
 				return err
 			}
 			if err := j.esp.put(l.SystemdBoot, p+tmpSuffix); err != nil {
@@ -467,7 +467,7 @@ func (j *job) installSystemdBoot(l Loader, work string) error {
 // and the boot code.
 func (j *job) installGRUB(t Target, l Loader, c biosCode) error {
 	err := j.do(fmt.Sprintf("copy GRUB's %d modules from %s to %s/i386-pc", len(l.GRUBModules), l.GRUBDir, grubDir), func() error {
-		if err := j.esp.mkdirAll(grubDir + "/i386-pc"); err != nil {
+		if err := espMkdirAll(j.esp, grubDir+"/i386-pc"); err != nil {
 			return err
 		}
 		if err := j.esp.putAll(l.GRUBModules, grubDir+"/i386-pc"); err != nil {

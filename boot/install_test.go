@@ -277,7 +277,7 @@ func TestInstallClearsAnInterruptedRun(t *testing.T) {
 	e := &esp{ctx: context.Background(), run: MtoolsRunner{}, path: img, offset: tg.ESP.StartBytes}
 	junk := filepath.Join(dir, "junk")
 	os.WriteFile(junk, []byte("half"), 0o644)
-	if err := e.mkdirAll(genDir(2)); err != nil {
+	if err := espMkdirAll(e, genDir(2)); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{genDir(2) + "/linux", entriesDir + "/" + entryName(2) + tmpSuffix} {
